@@ -1,0 +1,5 @@
+//! The `goop` API core that every script sees: json, kv, log (and `goop.commands()` in `vm`).
+
+pub mod json;
+pub mod kv;
+pub mod log;

@@ -1,0 +1,49 @@
+//! The engine's settings: where scripts live, their limits, rate limits, pool size.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::invocation::Peer;
+
+/// Settings of an [`Engine`](crate::Engine). [`Config::new`] gives the spec's defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The script folder (`site/lua`): commands in it, data functions in `functions/`.
+    pub script_dir: PathBuf,
+    /// Where `goop.kv` keeps its files; `None` removes `goop.kv`. Default `script_dir/.state`.
+    pub kv_dir: Option<PathBuf>,
+    /// Time one invocation may run, host calls included. Default 5 s.
+    pub timeout: Duration,
+    /// Memory one invocation may allocate, in MiB, counted by the VM's allocator. Default 10.
+    pub max_memory_mb: usize,
+    /// Calls per minute per caller per script (0 = unlimited). Default 30.
+    pub rate_limit_per_peer: u32,
+    /// Calls per minute to all scripts together (0 = unlimited). Default 120.
+    pub rate_limit_global: u32,
+    /// Reload scripts when their files change. Default true.
+    pub hot_reload: bool,
+    /// Most worker VMs, i.e. invocations running at once. Default 16.
+    pub workers: usize,
+    /// How long a call waits for a free worker before failing with `busy`. Default 2 s.
+    pub busy_wait: Duration,
+    /// This peer, as `goop.self`.
+    pub local: Peer,
+}
+
+impl Config {
+    pub fn new(script_dir: impl Into<PathBuf>) -> Self {
+        let script_dir = script_dir.into();
+        Config {
+            kv_dir: Some(script_dir.join(".state")),
+            script_dir,
+            timeout: Duration::from_secs(5),
+            max_memory_mb: 10,
+            rate_limit_per_peer: 30,
+            rate_limit_global: 120,
+            hot_reload: true,
+            workers: 16,
+            busy_wait: Duration::from_secs(2),
+            local: Peer::default(),
+        }
+    }
+}

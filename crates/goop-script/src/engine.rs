@@ -1,0 +1,318 @@
+//! The engine: owns the registry, the VM pool and the limits, and runs invocations.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::Value as Json;
+
+use crate::api::kv::KvStore;
+use crate::config::Config;
+use crate::error::{Error, LoadError};
+use crate::invocation::{Extensions, Peer};
+use crate::module::HostModule;
+use crate::pool::Pool;
+use crate::ratelimit::RateLimits;
+use crate::registry::Registry;
+use crate::script::{Origin, Script};
+use crate::vm::{Entry, Output, Vm, VmSetup};
+use crate::watch::{self, Watcher};
+
+/// Longest chat reply, in bytes; longer replies are cut and end with [`TRUNCATED`].
+pub const MAX_REPLY_BYTES: usize = 4096;
+/// Appended to a reply that was cut.
+pub const TRUNCATED: &str = "\n[reply truncated]";
+
+/// What to do with an incoming chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatReply {
+    /// Not a `!command`: the host treats it as an ordinary message.
+    NotACommand,
+    /// A command ran and has nothing to say.
+    Silent,
+    /// Send this text back to the sender (a script's reply or an error message).
+    Text(String),
+}
+
+/// `lua-list` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionInfo {
+    pub name: String,
+    pub description: String,
+}
+
+/// What the engine knows about one script file, loaded or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptInfo {
+    pub name: String,
+    pub file: PathBuf,
+    /// True for files in `functions/`.
+    pub in_functions_dir: bool,
+    pub description: String,
+    pub rate_limit: Option<u32>,
+    pub has_handle: bool,
+    pub has_call: bool,
+    /// Whether some version of it is active.
+    pub loaded: bool,
+    /// Why its current source failed to load.
+    pub error: Option<LoadError>,
+}
+
+type Snapshot = Arc<RwLock<Arc<Registry>>>;
+
+struct Shared {
+    config: Config,
+    registry: Snapshot,
+    pool: Pool,
+    limits: RateLimits,
+    /// A VM of its own for loading scripts, so a reload never waits on busy workers.
+    loader: Mutex<Option<Vm>>,
+    loader_setup: VmSetup,
+}
+
+/// The script engine. Share it between threads with an `Arc`; calls run in parallel.
+pub struct Engine {
+    shared: Arc<Shared>,
+    _watcher: Option<Watcher>,
+}
+
+impl Engine {
+    /// Starts an engine with the core `goop` API only.
+    pub fn new(config: Config) -> Result<Engine, Error> {
+        Engine::with_modules(config, Vec::new())
+    }
+
+    /// Starts an engine whose `goop` table also holds the host's `modules`, loads every
+    /// script, and watches the folder when `config.hot_reload` is set.
+    pub fn with_modules(
+        config: Config,
+        modules: Vec<Arc<dyn HostModule>>,
+    ) -> Result<Engine, Error> {
+        std::fs::create_dir_all(&config.script_dir).map_err(|e| {
+            Error::Setup(format!(
+                "cannot create {}: {e}",
+                config.script_dir.display()
+            ))
+        })?;
+        let registry: Snapshot = Arc::new(RwLock::new(Arc::new(Registry::default())));
+        let names = Arc::clone(&registry);
+        let commands: Arc<dyn Fn() -> Vec<String> + Send + Sync> = Arc::new(move || {
+            let reg = read(&names);
+            let mut list: Vec<String> = reg.commands.values().map(|s| s.name.clone()).collect();
+            list.sort_by_key(|n| n.to_lowercase());
+            list.dedup();
+            list
+        });
+        // One kv store for all VMs, so writes to a script's file are serialized.
+        let kv = config.kv_dir.clone().map(|d| Arc::new(KvStore::new(d)));
+        let setup = || VmSetup {
+            commands: commands.clone(),
+            kv: kv.clone(),
+            modules: modules.clone(),
+            local: config.local.clone(),
+            timeout: config.timeout,
+            max_memory_mb: config.max_memory_mb,
+        };
+        let shared = Arc::new(Shared {
+            pool: Pool::new(setup(), config.workers, config.busy_wait),
+            limits: RateLimits::new(config.rate_limit_per_peer, config.rate_limit_global),
+            loader: Mutex::new(None),
+            loader_setup: setup(),
+            registry,
+            config,
+        });
+        shared.rescan();
+        let watcher = if shared.config.hot_reload {
+            let weak = Arc::downgrade(&shared);
+            Some(watch::watch(&shared.config.script_dir, move || {
+                if let Some(shared) = weak.upgrade() {
+                    shared.rescan();
+                }
+            })?)
+        } else {
+            None
+        };
+        Ok(Engine {
+            shared,
+            _watcher: watcher,
+        })
+    }
+
+    /// Re-reads the script folder now (hot reload does this by itself).
+    pub fn reload(&self) {
+        self.shared.rescan();
+    }
+
+    /// Handles a chat message from `caller` as the spec's Phase 1 describes.
+    ///
+    /// Errors become the reply text, so the sender learns what happened.
+    pub fn handle_chat(&self, caller: &Peer, message: &str) -> ChatReply {
+        let message = message.trim();
+        let Some(command) = message.strip_prefix('!') else {
+            return ChatReply::NotACommand;
+        };
+        let (name, args) = match command.split_once(char::is_whitespace) {
+            Some((name, args)) => (name, args.trim_start()),
+            None => (command, ""),
+        };
+        match self.run_command(caller, name, args) {
+            Ok(Some(text)) if !text.is_empty() => ChatReply::Text(truncate_reply(text)),
+            Ok(_) => ChatReply::Silent,
+            Err(e @ Error::CommandNotFound(_)) => ChatReply::Text(e.to_string()),
+            Err(e) => {
+                tracing::warn!(target: "goop::script", caller = %caller.id, "!{name} failed: {e}");
+                ChatReply::Text(truncate_reply(format!("Error: {e}")))
+            }
+        }
+    }
+
+    /// Runs command `name`'s `handle(args)` for `caller`; `None` means no reply.
+    pub fn run_command(
+        &self,
+        caller: &Peer,
+        name: &str,
+        args: &str,
+    ) -> Result<Option<String>, Error> {
+        let script = read(&self.shared.registry)
+            .commands
+            .get(&name.to_lowercase())
+            .cloned()
+            .ok_or_else(|| Error::CommandNotFound(name.to_string()))?;
+        match self
+            .shared
+            .invoke(&script, Entry::Handle(args), caller, Extensions::default())?
+        {
+            Output::Reply(r) => Ok(r),
+            _ => Err(Error::Setup("handle produced no reply".into())),
+        }
+    }
+
+    /// Runs data function `name`'s `call(request)` with `request.params = params`.
+    pub fn call(&self, caller: &Peer, name: &str, params: &Json) -> Result<Json, Error> {
+        self.call_with(caller, name, params, Extensions::default())
+    }
+
+    /// Like [`Engine::call`], with values the host's modules read from the [`Invocation`](crate::Invocation).
+    pub fn call_with(
+        &self,
+        caller: &Peer,
+        name: &str,
+        params: &Json,
+        extensions: Extensions,
+    ) -> Result<Json, Error> {
+        let script = read(&self.shared.registry)
+            .functions
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::FunctionNotFound(name.to_string()))?;
+        match self
+            .shared
+            .invoke(&script, Entry::Call(params), caller, extensions)?
+        {
+            Output::Result(r) => Ok(r),
+            _ => Err(Error::Setup("call produced no result".into())),
+        }
+    }
+
+    /// Data functions, sorted by name: the `lua-list` answer.
+    pub fn functions(&self) -> Vec<FunctionInfo> {
+        read(&self.shared.registry)
+            .functions
+            .values()
+            .map(|s| FunctionInfo {
+                name: s.name.clone(),
+                description: s.metadata.description.clone(),
+            })
+            .collect()
+    }
+
+    /// Command names, sorted: what `goop.commands()` returns.
+    pub fn commands(&self) -> Vec<String> {
+        (self.shared.loader_setup.commands)()
+    }
+
+    /// Every script file found, loaded or not, sorted by file.
+    pub fn scripts(&self) -> Vec<ScriptInfo> {
+        read(&self.shared.registry)
+            .files
+            .iter()
+            .map(|(file, f)| {
+                let s = f.script.as_deref();
+                ScriptInfo {
+                    name: f.name.clone(),
+                    file: file.clone(),
+                    in_functions_dir: f.origin == Origin::Functions,
+                    description: s
+                        .map(|s| s.metadata.description.clone())
+                        .unwrap_or_default(),
+                    rate_limit: s.and_then(|s| s.metadata.rate_limit),
+                    has_handle: s.is_some_and(|s| s.has_handle),
+                    has_call: s.is_some_and(|s| s.has_call),
+                    loaded: s.is_some(),
+                    error: f.error.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// (caller, script) pairs the rate limiter tracks right now.
+    pub fn tracked_callers(&self) -> usize {
+        self.shared.limits.tracked()
+    }
+}
+
+impl Shared {
+    fn invoke(
+        &self,
+        script: &Script,
+        entry: Entry<'_>,
+        caller: &Peer,
+        extensions: Extensions,
+    ) -> Result<Output, Error> {
+        if caller.id != self.config.local.id {
+            self.limits
+                .check(&caller.id, &script.name, script.metadata.rate_limit)?;
+        }
+        self.pool
+            .with_vm(|vm| vm.run(script, entry, caller, extensions))
+    }
+
+    fn rescan(&self) {
+        let previous = read(&self.registry);
+        let mut loader = self.loader.lock().unwrap_or_else(|p| p.into_inner());
+        let local = self.config.local.clone();
+        let mut probe = |script: &Script| {
+            let mut vm = match loader.take() {
+                Some(vm) => vm,
+                None => Vm::new(&self.loader_setup).map_err(|e| Error::Setup(e.to_string()))?,
+            };
+            let out = vm.run(script, Entry::Probe, &local, Extensions::default());
+            if out.is_ok() {
+                *loader = Some(vm);
+            }
+            match out? {
+                Output::Probe { handle, call } => Ok((handle, call)),
+                _ => Err(Error::Setup("probe produced no answer".into())),
+            }
+        };
+        let next = Registry::rescan(&self.config.script_dir, &previous, &mut probe);
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+    }
+}
+
+fn read(registry: &Snapshot) -> Arc<Registry> {
+    registry.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Cuts `text` to [`MAX_REPLY_BYTES`] on a character boundary, marker included.
+fn truncate_reply(mut text: String) -> String {
+    if text.len() <= MAX_REPLY_BYTES {
+        return text;
+    }
+    let mut cut = MAX_REPLY_BYTES - TRUNCATED.len();
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push_str(TRUNCATED);
+    text
+}

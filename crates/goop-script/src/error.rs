@@ -1,0 +1,58 @@
+//! The typed errors of the engine: what went wrong with a script or an invocation.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a script file could not be loaded. The previous good version, if any, stays active.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{}: {message}", file.display(), line.map_or_else(|| "?".to_string(), |l| l.to_string()))]
+pub struct LoadError {
+    /// The script file.
+    pub file: PathBuf,
+    /// The line the error points at, when the compiler or runtime named one.
+    pub line: Option<u32>,
+    /// What went wrong, without the file and line prefix.
+    pub message: String,
+}
+
+/// The ways an invocation can fail. `Display` is the text a caller is shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// No script with that name defines the requested entry point.
+    #[error("function not found: {0}")]
+    FunctionNotFound(String),
+    /// No chat command with that name.
+    #[error("Unknown command: !{0}. Try !help")]
+    CommandNotFound(String),
+    /// The script raised an error.
+    #[error("{message}")]
+    Runtime {
+        /// The script's name.
+        script: String,
+        /// The error message, usually prefixed with `file:line:`.
+        message: String,
+        /// A short Lua traceback, for the owner's log.
+        traceback: String,
+    },
+    /// The script ran past its deadline.
+    #[error("script {script} timed out after {limit:?}")]
+    Timeout { script: String, limit: Duration },
+    /// The script allocated more than its memory limit.
+    #[error("script {script} exceeded its memory limit of {limit_mb} MB")]
+    Memory { script: String, limit_mb: usize },
+    /// The caller, the script or the peer as a whole is over its rate limit.
+    #[error("rate limited: {0}")]
+    RateLimited(String),
+    /// Every worker VM stayed busy for the whole wait.
+    #[error("busy: all script workers are in use, try again")]
+    Busy,
+    /// Scripting is switched off in the peer's config.
+    #[error("lua scripting is disabled on this peer")]
+    Disabled,
+    /// The script returned something that cannot be sent back.
+    #[error("script {script} returned an invalid result: {message}")]
+    BadResult { script: String, message: String },
+    /// The engine itself could not start (script folder unreadable, watcher failed...).
+    #[error("engine setup failed: {0}")]
+    Setup(String),
+}

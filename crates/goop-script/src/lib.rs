@@ -1,0 +1,51 @@
+//! goop-script: the sandboxed Luau engine behind goop's chat commands and data functions.
+//!
+//! Scripts live in one folder: `*.lua` are chat commands (`handle(args)` returns the reply),
+//! `functions/*.lua` are data functions (`call(request)` returns JSON-able data). Each
+//! invocation runs on a pooled VM in a fresh environment, under a deadline, a memory limit
+//! and rate limits.
+//!
+//! ```
+//! use goop_script::{ChatReply, Config, Engine, Peer};
+//!
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(dir.path().join("echo.lua"), "function handle(args) return 'You said: ' .. args end")?;
+//! std::fs::create_dir(dir.path().join("functions"))?;
+//! std::fs::write(dir.path().join("functions/add.lua"), "--- Adds two numbers\nfunction call(r) return { sum = r.params.a + r.params.b } end")?;
+//!
+//! let mut config = Config::new(dir.path());
+//! config.hot_reload = false;
+//! let engine = Engine::new(config)?;
+//! let visitor = Peer::new("12D3KooWVisitor", "Ann");
+//!
+//! assert_eq!(engine.handle_chat(&visitor, "!echo hi"), ChatReply::Text("You said: hi".into()));
+//! let sum = engine.call(&visitor, "add", &serde_json::json!({ "a": 2, "b": 3 }))?;
+//! assert_eq!(sum, serde_json::json!({ "sum": 5 }));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod api;
+mod config;
+mod engine;
+mod error;
+mod invocation;
+mod module;
+mod pool;
+mod ratelimit;
+mod registry;
+pub mod sandbox;
+mod script;
+mod vm;
+mod watch;
+
+pub use config::Config;
+pub use engine::{ChatReply, Engine, FunctionInfo, ScriptInfo, MAX_REPLY_BYTES, TRUNCATED};
+pub use error::{Error, LoadError};
+pub use invocation::{Extensions, Invocation, Peer};
+pub use module::{HostModule, Scope};
+pub use ratelimit::MAX_TRACKED;
+pub use registry::FUNCTIONS_DIR;
+pub use script::{parse_metadata, Metadata};
+
+/// Re-exported so host modules build tables with the same mlua the engine uses.
+pub use mlua;

@@ -1,0 +1,180 @@
+//! The script registry: which files are loaded, which names they answer to, what failed.
+//!
+//! A registry is an immutable snapshot; a rescan builds the next one from the files on disk,
+//! reusing every script whose source did not change and keeping the last good version of a
+//! script whose new source fails.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, LoadError};
+use crate::script::{self, Origin, Script};
+
+/// Sub-folder of the script folder that holds data functions.
+pub const FUNCTIONS_DIR: &str = "functions";
+
+#[derive(Debug, Clone)]
+pub(crate) struct FileState {
+    pub origin: Origin,
+    pub name: String,
+    pub source_hash: u64,
+    /// The active version: the last one that loaded.
+    pub script: Option<Arc<Script>>,
+    /// Why the current source did not load, if it did not.
+    pub error: Option<LoadError>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub files: BTreeMap<PathBuf, FileState>,
+    /// Lower-cased command name → script defining `handle`.
+    pub commands: BTreeMap<String, Arc<Script>>,
+    /// Function name → script defining `call`.
+    pub functions: BTreeMap<String, Arc<Script>>,
+}
+
+/// Runs a freshly compiled chunk and reports whether it defines `handle` and `call`.
+pub(crate) type Probe<'a> = dyn FnMut(&Script) -> Result<(bool, bool), Error> + 'a;
+
+impl Registry {
+    /// Builds the next registry from the files under `dir`, starting from `previous`.
+    pub fn rescan(dir: &Path, previous: &Registry, probe: &mut Probe<'_>) -> Registry {
+        let mut files = BTreeMap::new();
+        for (origin, folder) in [
+            (Origin::Commands, dir.to_path_buf()),
+            (Origin::Functions, dir.join(FUNCTIONS_DIR)),
+        ] {
+            for path in lua_files(&folder) {
+                let state = load_file(dir, &path, origin, previous.files.get(&path), probe);
+                files.insert(path, state);
+            }
+        }
+        let mut next = Registry {
+            files,
+            ..Registry::default()
+        };
+        next.index();
+        next
+    }
+
+    /// Fills the name maps. On a name clash a top-level script wins for commands and a
+    /// `functions/` script wins for functions.
+    fn index(&mut self) {
+        let mut scripts: Vec<&Arc<Script>> = self
+            .files
+            .values()
+            .filter_map(|f| f.script.as_ref())
+            .collect();
+        scripts.sort_by_key(|s| s.origin);
+        for s in scripts.iter().rev().filter(|s| s.has_handle) {
+            self.commands.insert(s.name.to_lowercase(), Arc::clone(s));
+        }
+        for s in scripts.iter().filter(|s| s.has_call) {
+            self.functions.insert(s.name.clone(), Arc::clone(s));
+        }
+    }
+}
+
+/// `*.lua` files directly in `folder`, sorted; a missing folder has none.
+fn lua_files(folder: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "lua") && p.is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+fn load_file(
+    dir: &Path,
+    path: &Path,
+    origin: Origin,
+    previous: Option<&FileState>,
+    probe: &mut Probe<'_>,
+) -> FileState {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let chunk_name = path
+        .strip_prefix(dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned();
+    let last_good = previous.and_then(|p| p.script.clone());
+    let fail = |error: LoadError, hash: u64| {
+        tracing::warn!(target: "goop::script", "script {name} not loaded: {error}");
+        FileState {
+            origin,
+            name: name.clone(),
+            source_hash: hash,
+            script: last_good.clone(),
+            error: Some(error),
+        }
+    };
+    let source = match fs::read(path).map(String::from_utf8) {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) => {
+            return fail(
+                LoadError {
+                    file: path.into(),
+                    line: None,
+                    message: "file is not valid UTF-8".into(),
+                },
+                0,
+            )
+        }
+        Err(e) => {
+            return fail(
+                LoadError {
+                    file: path.into(),
+                    line: None,
+                    message: format!("cannot read: {e}"),
+                },
+                0,
+            )
+        }
+    };
+    let hash = script::hash_source(&source);
+    if let Some(prev) = previous.filter(|p| p.source_hash == hash) {
+        return prev.clone();
+    }
+    let mut compiled = match script::compile(&name, origin, path, &chunk_name, &source) {
+        Ok(s) => s,
+        Err(e) => return fail(e, hash),
+    };
+    match probe(&compiled) {
+        Ok((handle, call)) => {
+            compiled.has_handle = handle;
+            compiled.has_call = call;
+            if !handle && !call {
+                tracing::warn!(target: "goop::script", "script {name} defines neither handle nor call");
+            }
+            tracing::info!(target: "goop::script", "loaded {}", chunk_name);
+            FileState {
+                origin,
+                name,
+                source_hash: hash,
+                script: Some(Arc::new(compiled)),
+                error: None,
+            }
+        }
+        Err(e) => {
+            let error = match e {
+                Error::Runtime { message, .. } => script::load_error(path, &message),
+                other => LoadError {
+                    file: path.into(),
+                    line: None,
+                    message: other.to_string(),
+                },
+            };
+            fail(error, hash)
+        }
+    }
+}
