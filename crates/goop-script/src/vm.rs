@@ -252,7 +252,7 @@ impl Vm {
                 limit_mb: self.max_memory_mb,
             };
         }
-        let text = e.to_string();
+        let text = lua_message(e);
         let (message, traceback) = match text.split_once("\nstack traceback:") {
             Some((m, t)) => (
                 m.to_string(),
@@ -280,6 +280,18 @@ enum RunError {
 impl From<mlua::Error> for RunError {
     fn from(e: mlua::Error) -> Self {
         RunError::Lua(e)
+    }
+}
+
+/// The script's own message, without mlua's "runtime error: " prefix.
+fn lua_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, traceback } => {
+            format!("{}\n{traceback}", lua_message(cause))
+        }
+        mlua::Error::WithContext { cause, .. } => lua_message(cause),
+        other => other.to_string(),
     }
 }
 
