@@ -100,3 +100,26 @@ impl RateLimits {
         keyed.values().map(|l| l.len()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_million_distinct_callers_stay_bounded() {
+        let limits = RateLimits::new(30, 0);
+        let mut refused = 0;
+        for i in 0..1_000_000u32 {
+            if limits.check(&format!("peer{i}"), "echo", None).is_err() {
+                refused += 1;
+            }
+        }
+        assert!(
+            limits.tracked() <= MAX_TRACKED + 1,
+            "tracked {}",
+            limits.tracked()
+        );
+        // Past the bound new callers are refused rather than remembered.
+        assert!(refused >= 1_000_000 - MAX_TRACKED - 1, "refused {refused}");
+    }
+}

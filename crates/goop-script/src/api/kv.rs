@@ -20,11 +20,14 @@ pub const MAX_KEYS: usize = 1000;
 /// Largest serialized size of one script's store, in bytes.
 pub const MAX_BYTES: usize = 64 * 1024;
 
+/// One script's keys, guarded so its writes happen one at a time.
+type ScriptStore = Arc<Mutex<Map<String, Json>>>;
+
 /// All scripts' stores under one `.state` directory.
 #[derive(Debug)]
 pub struct KvStore {
     dir: PathBuf,
-    open: Mutex<HashMap<String, Arc<Mutex<Map<String, Json>>>>>,
+    open: Mutex<HashMap<String, ScriptStore>>,
 }
 
 impl KvStore {
@@ -39,7 +42,7 @@ impl KvStore {
         self.dir.join(format!("{script}.json"))
     }
 
-    fn store(&self, script: &str) -> Result<Arc<Mutex<Map<String, Json>>>, String> {
+    fn store(&self, script: &str) -> Result<ScriptStore, String> {
         let mut open = self.open.lock().map_err(|_| "kv store lock poisoned")?;
         if let Some(s) = open.get(script) {
             return Ok(s.clone());
