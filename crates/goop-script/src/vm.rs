@@ -23,6 +23,9 @@ use crate::script::Script;
 /// Most compiled chunks a VM keeps before dropping its cache (old versions pile up on reload).
 const CACHE_LIMIT: usize = 512;
 
+/// Most callers whose `goop` table a VM keeps per scope.
+const GOOP_CACHE_LIMIT: usize = 256;
+
 /// Lines of Lua traceback kept in a runtime error.
 const TRACEBACK_LINES: usize = 6;
 
@@ -68,6 +71,8 @@ pub(crate) struct Vm {
     goop_meta_functions: Table,
     self_peer: Table,
     cache: HashMap<u64, Function>,
+    /// Per scope (commands, data functions): caller id → (label, that caller's `goop`).
+    goop_cache: [HashMap<String, (String, Table)>; 2],
     timeout: Duration,
     max_memory: usize,
     max_memory_mb: usize,
@@ -116,6 +121,7 @@ impl Vm {
             goop_meta_functions,
             self_peer,
             cache: HashMap::new(),
+            goop_cache: Default::default(),
             timeout: setup.timeout,
             max_memory: setup.max_memory_mb.saturating_mul(1024 * 1024),
             max_memory_mb: setup.max_memory_mb,
@@ -146,7 +152,6 @@ impl Vm {
 
         let result = self.run_inner(script, entry, caller);
 
-        self.lua.remove_app_data::<Invocation>();
         self.clock.deadline.store(u64::MAX, Ordering::Relaxed);
         let _ = self.lua.set_memory_limit(0);
         let timed_out = self.clock.expired.load(Ordering::Relaxed);
@@ -170,7 +175,7 @@ impl Vm {
         entry: Entry<'_>,
         caller: &Peer,
     ) -> Result<Output, RunError> {
-        let lua = &self.lua;
+        let lua = &self.lua.clone();
         let chunk = match self.cache.get(&script.id) {
             Some(f) => f.clone(),
             None => {
@@ -189,12 +194,8 @@ impl Vm {
         let is_function = matches!(entry, Entry::Call(_));
         let env = lua.create_table()?;
         env.set_metatable(Some(self.env_meta.clone()))?;
-        let goop_meta = if is_function {
-            &self.goop_meta_functions
-        } else {
-            &self.goop_meta_commands
-        };
-        env.raw_set("goop", self.goop_table(goop_meta, caller)?)?;
+        let goop = self.goop_table(is_function, caller)?;
+        env.raw_set("goop", goop)?;
         chunk.set_environment(env.clone())?;
         chunk.call::<()>(())?;
 
@@ -234,14 +235,31 @@ impl Vm {
         }
     }
 
-    /// `goop` for one call: `peer` and `self`, then the shared API through `__index`.
-    fn goop_table(&self, meta: &Table, caller: &Peer) -> mlua::Result<Table> {
+    /// `goop` for a call: `peer` and `self`, then the shared API through `__index`.
+    ///
+    /// The table is read-only all the way down, so it is built once per caller and reused.
+    fn goop_table(&mut self, is_function: bool, caller: &Peer) -> mlua::Result<Table> {
+        let cache = &mut self.goop_cache[usize::from(is_function)];
+        if let Some((label, table)) = cache.get(caller.id.as_str()) {
+            if *label == caller.label {
+                return Ok(table.clone());
+            }
+        }
+        if cache.len() >= GOOP_CACHE_LIMIT {
+            cache.clear();
+        }
+        let meta = if is_function {
+            &self.goop_meta_functions
+        } else {
+            &self.goop_meta_commands
+        };
         let lua = &self.lua;
         let goop = lua.create_table_with_capacity(0, 2)?;
         goop.raw_set("peer", peer_table(lua, caller)?)?;
         goop.raw_set("self", self.self_peer.clone())?;
         goop.set_metatable(Some(meta.clone()))?;
         goop.set_readonly(true);
+        cache.insert(caller.id.clone(), (caller.label.clone(), goop.clone()));
         Ok(goop)
     }
 
