@@ -149,7 +149,9 @@ fn kv_limits_are_enforced() {
         "function handle() for i = 1, 1001 do goop.kv.set('k' .. i, i) end return 'stored' end",
     );
     site.write("fine.lua", "function handle() goop.kv.set('k', string.rep('x', 1000)) return goop.kv.get('k'):sub(1, 3) end");
-    let engine = site.engine();
+    let mut c = site.config();
+    c.timeout = std::time::Duration::from_secs(30); // 1000 fsynced writes on a slow disk
+    let engine = goop_script::Engine::new(c).unwrap();
     let err = cmd(&engine, "big", "").unwrap_err();
     assert!(err.to_string().contains("64 KB"), "{err}");
     assert!(
