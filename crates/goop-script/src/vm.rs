@@ -154,7 +154,9 @@ impl Vm {
 
         self.clock.deadline.store(u64::MAX, Ordering::Relaxed);
         let _ = self.lua.set_memory_limit(0);
-        let timed_out = self.clock.expired.load(Ordering::Relaxed);
+        // A host call that refused to run past the deadline fails the call like an interrupt does.
+        let timed_out = self.clock.expired.load(Ordering::Relaxed)
+            || (result.is_err() && Instant::now() >= deadline);
         match result {
             _ if timed_out => Err(Error::Timeout {
                 script: script.name.clone(),

@@ -111,10 +111,17 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The calling script's name; refuses once the invocation is past its deadline.
 fn script_name(lua: &Lua) -> mlua::Result<String> {
-    lua.app_data_ref::<Invocation>()
-        .map(|inv| inv.script().to_string())
-        .ok_or_else(|| mlua::Error::runtime("goop.kv used outside an invocation"))
+    let inv = lua
+        .app_data_ref::<Invocation>()
+        .ok_or_else(|| mlua::Error::runtime("goop.kv used outside an invocation"))?;
+    if inv.remaining().is_zero() {
+        return Err(mlua::Error::runtime(
+            "timeout: script ran past its deadline",
+        ));
+    }
+    Ok(inv.script().to_string())
 }
 
 /// Builds the `goop.kv` table over `store`. Failures raise a Lua error with the reason.
