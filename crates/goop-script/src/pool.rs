@@ -10,6 +10,8 @@ struct State {
     idle: Vec<Vm>,
     /// VMs in existence: idle plus checked out.
     live: usize,
+    /// Callers waiting for a VM; notifying costs a syscall, so only when someone waits.
+    waiting: usize,
 }
 
 pub(crate) struct Pool {
@@ -26,6 +28,7 @@ impl Pool {
             state: Mutex::new(State {
                 idle: Vec::new(),
                 live: 0,
+                waiting: 0,
             }),
             returned: Condvar::new(),
             max: max.max(1),
@@ -51,8 +54,11 @@ impl Pool {
             st.live -= 1;
             drop(vm);
         }
+        let wake = st.waiting > 0;
         drop(st);
-        self.returned.notify_one();
+        if wake {
+            self.returned.notify_one();
+        }
         result
     }
 
@@ -68,6 +74,7 @@ impl Pool {
                 drop(st);
                 return Vm::new(&self.setup).map_err(|e| {
                     self.lock().live -= 1;
+                    self.returned.notify_one();
                     Error::Setup(format!("cannot create a script VM: {e}"))
                 });
             }
