@@ -1,0 +1,195 @@
+//! `goop.json`: the peer's settings, read with errors that name the offending field.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The config file's name inside a peer folder.
+pub const FILE: &str = "goop.json";
+
+/// Why a peer's config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {field}: {message}")]
+    Invalid {
+        file: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+/// The whole `goop.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerConfig {
+    pub profile: Profile,
+    pub lua: Lua,
+}
+
+/// Who this peer says it is, for display only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Profile {
+    pub label: String,
+}
+
+/// The spec's `lua` section, plus `hot_reload`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lua {
+    pub enabled: bool,
+    pub script_dir: String,
+    pub timeout_seconds: u64,
+    pub max_memory_mb: usize,
+    pub rate_limit_per_peer: u32,
+    pub rate_limit_global: u32,
+    pub http_enabled: bool,
+    pub kv_enabled: bool,
+    pub hot_reload: bool,
+}
+
+impl Default for Lua {
+    fn default() -> Self {
+        Lua {
+            enabled: false,
+            script_dir: "site/lua".into(),
+            timeout_seconds: 5,
+            max_memory_mb: 10,
+            rate_limit_per_peer: 30,
+            rate_limit_global: 120,
+            http_enabled: true,
+            kv_enabled: true,
+            hot_reload: true,
+        }
+    }
+}
+
+impl PeerConfig {
+    /// Reads `dir/goop.json`; a missing file means every default (scripting off).
+    pub fn load(dir: &Path) -> Result<PeerConfig, ConfigError> {
+        let file = dir.join(FILE);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => PeerConfig::parse(&text).map_err(|(field, message)| ConfigError::Invalid {
+                file,
+                field,
+                message,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PeerConfig::default()),
+            Err(source) => Err(ConfigError::Read { file, source }),
+        }
+    }
+
+    /// Parses and validates; the error is `(field path, message)`.
+    pub fn parse(text: &str) -> Result<PeerConfig, (String, String)> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let config: PeerConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "(top level)".to_string()
+            } else {
+                path
+            };
+            (field, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let lua = &self.lua;
+        in_range("lua.timeout_seconds", lua.timeout_seconds, 1, 60)?;
+        in_range("lua.max_memory_mb", lua.max_memory_mb as u64, 1, 1024)?;
+        let dir = Path::new(&lua.script_dir);
+        let inside = dir
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if lua.script_dir.is_empty() || !inside {
+            return Err((
+                "lua.script_dir".into(),
+                format!(
+                    "must be a relative path inside the peer folder, got {:?}",
+                    lua.script_dir
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The engine's settings for a peer in `dir` whose own identity is `local`.
+    pub fn engine_config(&self, dir: &Path, local: goop_script::Peer) -> goop_script::Config {
+        let script_dir = dir.join(&self.lua.script_dir);
+        let mut c = goop_script::Config::new(&script_dir);
+        c.kv_dir = self.lua.kv_enabled.then(|| script_dir.join(".state"));
+        c.timeout = Duration::from_secs(self.lua.timeout_seconds);
+        c.max_memory_mb = self.lua.max_memory_mb;
+        c.rate_limit_per_peer = self.lua.rate_limit_per_peer;
+        c.rate_limit_global = self.lua.rate_limit_global;
+        c.hot_reload = self.lua.hot_reload;
+        c.local = local;
+        c
+    }
+}
+
+fn in_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), (String, String)> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err((
+            field.into(),
+            format!("must be between {min} and {max}, got {value}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = PeerConfig::parse("{}").unwrap();
+        assert!(!c.lua.enabled);
+        assert_eq!(c.lua.script_dir, "site/lua");
+        assert_eq!((c.lua.timeout_seconds, c.lua.max_memory_mb), (5, 10));
+        assert_eq!(
+            (c.lua.rate_limit_per_peer, c.lua.rate_limit_global),
+            (30, 120)
+        );
+        assert!(c.lua.http_enabled && c.lua.kv_enabled && c.lua.hot_reload);
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path() {
+        let (field, msg) = PeerConfig::parse(r#"{"lua": {"timeot_seconds": 5}}"#).unwrap_err();
+        assert_eq!(field, "lua.timeot_seconds");
+        assert!(msg.contains("unknown field"), "{msg}");
+        let (field, _) = PeerConfig::parse(r#"{"luaa": {}}"#).unwrap_err();
+        assert_eq!(field, "luaa");
+    }
+
+    #[test]
+    fn wrong_types_and_ranges_name_the_field() {
+        let (field, _) = PeerConfig::parse(r#"{"lua": {"enabled": "yes"}}"#).unwrap_err();
+        assert_eq!(field, "lua.enabled");
+        for (json, field) in [
+            (r#"{"lua": {"timeout_seconds": 0}}"#, "lua.timeout_seconds"),
+            (r#"{"lua": {"timeout_seconds": 61}}"#, "lua.timeout_seconds"),
+            (r#"{"lua": {"max_memory_mb": 2000}}"#, "lua.max_memory_mb"),
+            (
+                r#"{"lua": {"script_dir": "../elsewhere"}}"#,
+                "lua.script_dir",
+            ),
+            (r#"{"lua": {"script_dir": "/etc"}}"#, "lua.script_dir"),
+        ] {
+            assert_eq!(PeerConfig::parse(json).unwrap_err().0, field, "{json}");
+        }
+        let (field, _) = PeerConfig::parse(r#"{"lua": {"timeout_seconds": -1}}"#).unwrap_err();
+        assert_eq!(field, "lua.timeout_seconds");
+    }
+}

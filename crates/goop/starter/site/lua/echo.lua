@@ -1,0 +1,5 @@
+--- Repeats what you send
+function handle(args)
+    if args == "" then return "Usage: !echo <text>" end
+    return "You said: " .. args
+end
