@@ -4,3 +4,5 @@ pub mod answer;
 pub mod config;
 pub mod init;
 pub mod local;
+pub mod http;
+pub mod store;
