@@ -89,7 +89,7 @@ fn encode_object(
     depth: usize,
     seen: &mut HashSet<usize>,
 ) -> Result<Json, String> {
-    let mut map = Map::new();
+    let mut keyed = Vec::with_capacity(entries.len());
     for (k, v) in entries {
         let key = match &k {
             Value::String(s) => s
@@ -97,10 +97,7 @@ fn encode_object(
                 .map_err(|_| "key is not valid UTF-8")?
                 .to_string(),
             Value::Integer(i) => i.to_string(),
-            Value::Number(n) => match number(*n)? {
-                Json::Number(n) => n.to_string(),
-                _ => unreachable!("number() only returns numbers"),
-            },
+            Value::Number(n) => number(*n)?.to_string(),
             other => {
                 return Err(format!(
                     "cannot use a {} as an object key",
@@ -108,6 +105,12 @@ fn encode_object(
                 ))
             }
         };
+        keyed.push((key, v));
+    }
+    // Lua's iteration order is arbitrary; sorted keys make answers stable and comparable.
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut map = Map::new();
+    for (key, v) in keyed {
         map.insert(key, encode(&v, depth + 1, seen)?);
     }
     Ok(Json::Object(map))
