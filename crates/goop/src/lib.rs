@@ -2,7 +2,10 @@
 
 pub mod answer;
 pub mod config;
+pub mod http;
+pub mod identity;
 pub mod init;
 pub mod local;
-pub mod http;
+pub mod node;
+pub mod protocol;
 pub mod store;

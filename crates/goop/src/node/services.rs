@@ -1,0 +1,85 @@
+//! What a peer serves to others: its scripts, its store and its site, and who is who.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use goop_script::{ChatReply, Engine, Peer};
+use libp2p::PeerId;
+
+use crate::protocol::site::{self, Site};
+use crate::protocol::{chat, data};
+
+/// Labels peers announced about themselves: display text only.
+#[derive(Debug, Default, Clone)]
+pub struct Labels(Arc<RwLock<HashMap<PeerId, String>>>);
+
+impl Labels {
+    pub fn set(&self, peer: PeerId, label: String) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer, label);
+    }
+    pub fn get(&self, peer: &PeerId) -> String {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(peer)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The data side of a peer: the data protocol's table operations and the chat inbox.
+pub trait DataStore: Send + Sync {
+    /// Answers a data-protocol request other than the Lua ops, as JSON.
+    fn data_request(&self, caller: &str, request: &serde_json::Value) -> serde_json::Value;
+    /// Keeps an incoming direct message.
+    fn save_message(&self, from: &str, label: &str, content: &str) -> Result<(), String>;
+}
+
+/// The serving side of a full peer. A client-only node (the remote CLI commands) has none.
+pub struct Services {
+    /// `None` when `lua.enabled` is false.
+    pub engine: Option<Arc<Engine>>,
+    pub store: Arc<dyn DataStore>,
+    pub site: Site,
+}
+
+/// What to do after an incoming chat message.
+pub enum ChatOutcome {
+    /// Send this text back to the sender as a direct message.
+    Reply(String),
+    /// Nothing to send.
+    Done,
+}
+
+impl Services {
+    /// Phase 1 dispatch: `!commands` go to the engine; other messages go to the inbox.
+    pub fn chat(&self, from: &Peer, message: &chat::ChatMessage) -> ChatOutcome {
+        if let Some(engine) = &self.engine {
+            match engine.handle_chat(from, &message.content) {
+                ChatReply::Text(reply) => return ChatOutcome::Reply(reply),
+                ChatReply::Silent => return ChatOutcome::Done,
+                ChatReply::NotACommand => {}
+            }
+        }
+        tracing::info!(from = %from.id, label = %from.label, "message: {}", message.content);
+        if let Err(e) = self
+            .store
+            .save_message(&from.id, &from.label, &message.content)
+        {
+            tracing::warn!("cannot keep message from {}: {e}", from.id);
+        }
+        ChatOutcome::Done
+    }
+
+    pub fn data(&self, from: &Peer, request: &[u8]) -> Vec<u8> {
+        let answer = data::handle(self.engine.as_ref(), self.store.as_ref(), from, request);
+        serde_json::to_vec(&answer).unwrap_or_default()
+    }
+
+    pub fn site(&self, request: &[u8]) -> Vec<u8> {
+        site::encode(self.site.answer(request))
+    }
+}
