@@ -42,36 +42,22 @@ fn invoke(c: &mut Criterion) {
     });
 
     c.bench_function("trivial handle (pooled VM, fresh env)", |b| {
-        b.iter(|| {
-            engine
-                .run_command(&caller, black_box("echo"), black_box("hi"))
-                .expect("call")
-        })
+        b.iter(|| engine.run_command(&caller, black_box("echo"), black_box("hi")).expect("call"))
     });
     c.bench_function("data call, nested params and result", |b| {
-        b.iter(|| {
-            engine
-                .call(&caller, black_box("score"), black_box(&params))
-                .expect("call")
-        })
+        b.iter(|| engine.call(&caller, black_box("score"), black_box(&params)).expect("call"))
     });
 
     // The Go design's model: a fresh sandboxed VM per call, API injected, chunk run, handle called.
-    let bytecode = goop_script::mlua::chunk::Compiler::new()
-        .compile(TRIVIAL)
-        .expect("compile");
+    let bytecode = goop_script::mlua::chunk::Compiler::new().compile(TRIVIAL).expect("compile");
     c.bench_function("trivial handle (fresh VM per call, baseline)", |b| {
         b.iter(|| {
             let (lua, globals) = goop_script::sandbox::new_state().expect("lua");
             let goop = lua.create_table().expect("table");
-            goop.set("json", goop_script::api::json::module(&lua).expect("json"))
-                .expect("set");
+            goop.set("json", goop_script::api::json::module(&lua).expect("json")).expect("set");
             globals.set("goop", goop).expect("set");
             lua.sandbox(true).expect("sandbox");
-            lua.load(&bytecode[..])
-                .set_mode(goop_script::mlua::chunk::ChunkMode::Binary)
-                .exec()
-                .expect("run");
+            lua.load(&bytecode[..]).set_mode(goop_script::mlua::chunk::ChunkMode::Binary).exec().expect("run");
             let handle: goop_script::mlua::Function = lua.globals().get("handle").expect("handle");
             black_box(handle.call::<String>("hi").expect("call"))
         })
@@ -82,9 +68,7 @@ fn invoke(c: &mut Criterion) {
         let src = format!("--- Script {i}\nlocal n = {i}\nfunction handle(a) return a .. n end\nfunction call(r) return {{ n = n }} end");
         std::fs::write(many.path().join(format!("s{i}.lua")), src).expect("write");
     }
-    c.bench_function("load 100 scripts", |b| {
-        b.iter(|| black_box(engine_over(many.path())))
-    });
+    c.bench_function("load 100 scripts", |b| b.iter(|| black_box(engine_over(many.path()))));
 }
 
 criterion_group! {

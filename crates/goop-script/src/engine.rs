@@ -83,16 +83,9 @@ impl Engine {
 
     /// Starts an engine whose `goop` table also holds the host's `modules`, loads every
     /// script, and watches the folder when `config.hot_reload` is set.
-    pub fn with_modules(
-        config: Config,
-        modules: Vec<Arc<dyn HostModule>>,
-    ) -> Result<Engine, Error> {
-        std::fs::create_dir_all(&config.script_dir).map_err(|e| {
-            Error::Setup(format!(
-                "cannot create {}: {e}",
-                config.script_dir.display()
-            ))
-        })?;
+    pub fn with_modules(config: Config, modules: Vec<Arc<dyn HostModule>>) -> Result<Engine, Error> {
+        std::fs::create_dir_all(&config.script_dir)
+            .map_err(|e| Error::Setup(format!("cannot create {}: {e}", config.script_dir.display())))?;
         let registry: Snapshot = Arc::new(RwLock::new(Arc::new(Registry::default())));
         let names = Arc::clone(&registry);
         let commands: Arc<dyn Fn() -> Vec<String> + Send + Sync> = Arc::new(move || {
@@ -131,10 +124,7 @@ impl Engine {
         } else {
             None
         };
-        Ok(Engine {
-            shared,
-            _watcher: watcher,
-        })
+        Ok(Engine { shared, _watcher: watcher })
     }
 
     /// Re-reads the script folder now (hot reload does this by itself).
@@ -166,21 +156,13 @@ impl Engine {
     }
 
     /// Runs command `name`'s `handle(args)` for `caller`; `None` means no reply.
-    pub fn run_command(
-        &self,
-        caller: &Peer,
-        name: &str,
-        args: &str,
-    ) -> Result<Option<String>, Error> {
+    pub fn run_command(&self, caller: &Peer, name: &str, args: &str) -> Result<Option<String>, Error> {
         let script = read(&self.shared.registry)
             .commands
             .get(&name.to_lowercase())
             .cloned()
             .ok_or_else(|| Error::CommandNotFound(name.to_string()))?;
-        match self
-            .shared
-            .invoke(&script, Entry::Handle(args), caller, Extensions::default())?
-        {
+        match self.shared.invoke(&script, Entry::Handle(args), caller, Extensions::default())? {
             Output::Reply(r) => Ok(r),
             _ => Err(Error::Setup("handle produced no reply".into())),
         }
@@ -192,22 +174,13 @@ impl Engine {
     }
 
     /// Like [`Engine::call`], with values the host's modules read from the [`Invocation`](crate::Invocation).
-    pub fn call_with(
-        &self,
-        caller: &Peer,
-        name: &str,
-        params: &Json,
-        extensions: Extensions,
-    ) -> Result<Json, Error> {
+    pub fn call_with(&self, caller: &Peer, name: &str, params: &Json, extensions: Extensions) -> Result<Json, Error> {
         let script = read(&self.shared.registry)
             .functions
             .get(name)
             .cloned()
             .ok_or_else(|| Error::FunctionNotFound(name.to_string()))?;
-        match self
-            .shared
-            .invoke(&script, Entry::Call(params), caller, extensions)?
-        {
+        match self.shared.invoke(&script, Entry::Call(params), caller, extensions)? {
             Output::Result(r) => Ok(r),
             _ => Err(Error::Setup("call produced no result".into())),
         }
@@ -218,10 +191,7 @@ impl Engine {
         read(&self.shared.registry)
             .functions
             .values()
-            .map(|s| FunctionInfo {
-                name: s.name.clone(),
-                description: s.metadata.description.clone(),
-            })
+            .map(|s| FunctionInfo { name: s.name.clone(), description: s.metadata.description.clone() })
             .collect()
     }
 
@@ -241,9 +211,7 @@ impl Engine {
                     name: f.name.clone(),
                     file: file.clone(),
                     in_functions_dir: f.origin == Origin::Functions,
-                    description: s
-                        .map(|s| s.metadata.description.clone())
-                        .unwrap_or_default(),
+                    description: s.map(|s| s.metadata.description.clone()).unwrap_or_default(),
                     rate_limit: s.and_then(|s| s.metadata.rate_limit),
                     has_handle: s.is_some_and(|s| s.has_handle),
                     has_call: s.is_some_and(|s| s.has_call),
@@ -269,11 +237,9 @@ impl Shared {
         extensions: Extensions,
     ) -> Result<Output, Error> {
         if caller.id != self.config.local.id {
-            self.limits
-                .check(&caller.id, &script.name, script.metadata.rate_limit)?;
+            self.limits.check(&caller.id, &script.name, script.metadata.rate_limit)?;
         }
-        self.pool
-            .with_vm(|vm| vm.run(script, entry, caller, extensions))
+        self.pool.with_vm(|vm| vm.run(script, entry, caller, extensions))
     }
 
     fn rescan(&self) {

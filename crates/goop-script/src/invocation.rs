@@ -18,10 +18,7 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(id: impl Into<String>, label: impl Into<String>) -> Self {
-        Peer {
-            id: id.into(),
-            label: label.into(),
-        }
+        Peer { id: id.into(), label: label.into() }
     }
 }
 
@@ -34,24 +31,16 @@ impl Extensions {
         self.0.insert(TypeId::of::<T>(), Box::new(value));
     }
     pub fn get<T: Any + Send>(&self) -> Option<&T> {
-        self.0
-            .get(&TypeId::of::<T>())
-            .and_then(|b| b.downcast_ref())
+        self.0.get(&TypeId::of::<T>()).and_then(|b| b.downcast_ref())
     }
     pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
-        self.0
-            .get_mut(&TypeId::of::<T>())
-            .and_then(|b| b.downcast_mut())
+        self.0.get_mut(&TypeId::of::<T>()).and_then(|b| b.downcast_mut())
     }
     /// The value of type `T`, inserted with `T::default()` on first use.
     pub fn get_or_default<T: Any + Send + Default>(&mut self) -> &mut T {
-        let slot = self
-            .0
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Box::new(T::default()));
+        let slot = self.0.entry(TypeId::of::<T>()).or_insert_with(|| Box::new(T::default()));
         // The entry is keyed by T's TypeId, so it always holds a T.
-        slot.downcast_mut()
-            .expect("extension stored under its own TypeId")
+        slot.downcast_mut().expect("extension stored under its own TypeId")
     }
 }
 

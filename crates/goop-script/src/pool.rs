@@ -25,11 +25,7 @@ pub(crate) struct Pool {
 impl Pool {
     pub fn new(setup: VmSetup, max: usize, wait: Duration) -> Pool {
         Pool {
-            state: Mutex::new(State {
-                idle: Vec::new(),
-                live: 0,
-                waiting: 0,
-            }),
+            state: Mutex::new(State { idle: Vec::new(), live: 0, waiting: 0 }),
             returned: Condvar::new(),
             max: max.max(1),
             wait,
@@ -82,11 +78,7 @@ impl Pool {
             if left.is_zero() {
                 return Err(Error::Busy);
             }
-            st = self
-                .returned
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            st = self.returned.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 }

@@ -44,12 +44,7 @@ impl RateLimits {
     }
 
     /// Counts one invocation of `script` by `caller`; `script_limit` is its `@rate_limit`.
-    pub fn check(
-        &self,
-        caller: &str,
-        script: &str,
-        script_limit: Option<u32>,
-    ) -> Result<(), Error> {
+    pub fn check(&self, caller: &str, script: &str, script_limit: Option<u32>) -> Result<(), Error> {
         if let Some(per_minute) = NonZeroU32::new(script_limit.unwrap_or(self.per_caller)) {
             let limiter = self.keyed_limiter(per_minute);
             let key = self.hasher.hash_one((caller, script));
@@ -59,18 +54,14 @@ impl RateLimits {
                 limiter.shrink_to_fit();
             }
             if limiter.len() > MAX_TRACKED {
-                return Err(Error::RateLimited(
-                    "too many distinct callers, try again later".into(),
-                ));
+                return Err(Error::RateLimited("too many distinct callers, try again later".into()));
             }
-            limiter.check_key(&key).map_err(|_| {
-                Error::RateLimited(format!("at most {per_minute} calls per minute to {script}"))
-            })?;
+            limiter
+                .check_key(&key)
+                .map_err(|_| Error::RateLimited(format!("at most {per_minute} calls per minute to {script}")))?;
         }
         if let Some(global) = &self.global {
-            global.check().map_err(|_| {
-                Error::RateLimited("this peer is handling too many script calls".into())
-            })?;
+            global.check().map_err(|_| Error::RateLimited("this peer is handling too many script calls".into()))?;
         }
         Ok(())
     }
@@ -80,10 +71,7 @@ impl RateLimits {
         let now = self.epoch.elapsed().as_millis() as u64;
         let last = self.last_sweep_ms.load(Ordering::Relaxed);
         now >= last + 1000
-            && self
-                .last_sweep_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+            && self.last_sweep_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
     fn keyed_limiter(&self, per_minute: NonZeroU32) -> Arc<DefaultKeyedRateLimiter<u64>> {
@@ -114,11 +102,7 @@ mod tests {
                 refused += 1;
             }
         }
-        assert!(
-            limits.tracked() <= MAX_TRACKED + 1,
-            "tracked {}",
-            limits.tracked()
-        );
+        assert!(limits.tracked() <= MAX_TRACKED + 1, "tracked {}", limits.tracked());
         // Past the bound new callers are refused rather than remembered.
         assert!(refused >= 1_000_000 - MAX_TRACKED - 1, "refused {refused}");
     }

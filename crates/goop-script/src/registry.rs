@@ -42,19 +42,13 @@ impl Registry {
     /// Builds the next registry from the files under `dir`, starting from `previous`.
     pub fn rescan(dir: &Path, previous: &Registry, probe: &mut Probe<'_>) -> Registry {
         let mut files = BTreeMap::new();
-        for (origin, folder) in [
-            (Origin::Commands, dir.to_path_buf()),
-            (Origin::Functions, dir.join(FUNCTIONS_DIR)),
-        ] {
+        for (origin, folder) in [(Origin::Commands, dir.to_path_buf()), (Origin::Functions, dir.join(FUNCTIONS_DIR))] {
             for path in lua_files(&folder) {
                 let state = load_file(dir, &path, origin, previous.files.get(&path), probe);
                 files.insert(path, state);
             }
         }
-        let mut next = Registry {
-            files,
-            ..Registry::default()
-        };
+        let mut next = Registry { files, ..Registry::default() };
         next.index();
         next
     }
@@ -62,11 +56,7 @@ impl Registry {
     /// Fills the name maps. On a name clash a top-level script wins for commands and a
     /// `functions/` script wins for functions.
     fn index(&mut self) {
-        let mut scripts: Vec<&Arc<Script>> = self
-            .files
-            .values()
-            .filter_map(|f| f.script.as_ref())
-            .collect();
+        let mut scripts: Vec<&Arc<Script>> = self.files.values().filter_map(|f| f.script.as_ref()).collect();
         scripts.sort_by_key(|s| s.origin);
         for s in scripts.iter().rev().filter(|s| s.has_handle) {
             self.commands.insert(s.name.to_lowercase(), Arc::clone(s));
@@ -98,48 +88,19 @@ fn load_file(
     previous: Option<&FileState>,
     probe: &mut Probe<'_>,
 ) -> FileState {
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let chunk_name = path
-        .strip_prefix(dir)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .into_owned();
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let chunk_name = path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned();
     let last_good = previous.and_then(|p| p.script.clone());
     let fail = |error: LoadError, hash: u64| {
         tracing::warn!(target: "goop::script", "script {name} not loaded: {error}");
-        FileState {
-            origin,
-            name: name.clone(),
-            source_hash: hash,
-            script: last_good.clone(),
-            error: Some(error),
-        }
+        FileState { origin, name: name.clone(), source_hash: hash, script: last_good.clone(), error: Some(error) }
     };
     let source = match fs::read(path).map(String::from_utf8) {
         Ok(Ok(s)) => s,
         Ok(Err(_)) => {
-            return fail(
-                LoadError {
-                    file: path.into(),
-                    line: None,
-                    message: "file is not valid UTF-8".into(),
-                },
-                0,
-            )
+            return fail(LoadError { file: path.into(), line: None, message: "file is not valid UTF-8".into() }, 0)
         }
-        Err(e) => {
-            return fail(
-                LoadError {
-                    file: path.into(),
-                    line: None,
-                    message: format!("cannot read: {e}"),
-                },
-                0,
-            )
-        }
+        Err(e) => return fail(LoadError { file: path.into(), line: None, message: format!("cannot read: {e}") }, 0),
     };
     let hash = script::hash_source(&source);
     if let Some(prev) = previous.filter(|p| p.source_hash == hash) {
@@ -157,22 +118,12 @@ fn load_file(
                 tracing::warn!(target: "goop::script", "script {name} defines neither handle nor call");
             }
             tracing::info!(target: "goop::script", "loaded {}", chunk_name);
-            FileState {
-                origin,
-                name,
-                source_hash: hash,
-                script: Some(Arc::new(compiled)),
-                error: None,
-            }
+            FileState { origin, name, source_hash: hash, script: Some(Arc::new(compiled)), error: None }
         }
         Err(e) => {
             let error = match e {
                 Error::Runtime { message, .. } => script::load_error(path, &message),
-                other => LoadError {
-                    file: path.into(),
-                    line: None,
-                    message: other.to_string(),
-                },
+                other => LoadError { file: path.into(), line: None, message: other.to_string() },
             };
             fail(error, hash)
         }

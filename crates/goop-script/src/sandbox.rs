@@ -29,13 +29,8 @@ pub const OS_FUNCTIONS: &[&str] = &["time", "date", "clock"];
 /// The caller adds what it needs, then calls `lua.sandbox(true)`, which makes every library,
 /// the globals table and the string metatable read-only.
 pub fn new_state() -> mlua::Result<(Lua, Table)> {
-    let libs = StdLib::STRING
-        | StdLib::TABLE
-        | StdLib::MATH
-        | StdLib::OS
-        | StdLib::COROUTINE
-        | StdLib::UTF8
-        | StdLib::BIT;
+    let libs =
+        StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::OS | StdLib::COROUTINE | StdLib::UTF8 | StdLib::BIT;
     let lua = Lua::new_with(libs, LuaOptions::new())?;
     let globals = lua.globals();
     for name in REMOVED_GLOBALS {

@@ -50,14 +50,12 @@ pub(crate) fn compile(
     chunk_name: &str,
     source: &str,
 ) -> Result<Script, LoadError> {
-    let bytecode = mlua::chunk::Compiler::new()
-        .set_optimization_level(1)
-        .set_debug_level(1)
-        .compile(source)
-        .map_err(|e| match e {
+    let bytecode = mlua::chunk::Compiler::new().set_optimization_level(1).set_debug_level(1).compile(source).map_err(
+        |e| match e {
             mlua::Error::SyntaxError { message, .. } => load_error(file, &message),
             other => load_error(file, &other.to_string()),
-        })?;
+        },
+    )?;
     Ok(Script {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         name: name.to_string(),
@@ -102,11 +100,7 @@ pub fn parse_metadata(source: &str) -> Metadata {
 pub(crate) fn load_error(file: &Path, raw: &str) -> LoadError {
     let first = raw.lines().next().unwrap_or(raw);
     let (line, message) = split_location(first);
-    LoadError {
-        file: file.to_path_buf(),
-        line,
-        message: message.to_string(),
-    }
+    LoadError { file: file.to_path_buf(), line, message: message.to_string() }
 }
 
 /// Splits a leading `chunk:LINE: ` location off an error message.
@@ -125,10 +119,7 @@ pub(crate) fn split_location(msg: &str) -> (Option<u32>, &str) {
     let mut i = 0;
     while let Some(pos) = msg[i..].find(':') {
         let start = i + pos + 1;
-        let digits = bytes[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
+        let digits = bytes[start..].iter().take_while(|b| b.is_ascii_digit()).count();
         if digits > 0 && msg[start + digits..].starts_with(": ") {
             let line = msg[start..start + digits].parse().ok();
             return (line, &msg[start + digits + 2..]);
@@ -144,9 +135,7 @@ mod tests {
 
     #[test]
     fn metadata_reads_description_and_rate_limit() {
-        let m = parse_metadata(
-            "\n--- Score a quiz\n--- @rate_limit 5\n--- more text\nfunction call() end",
-        );
+        let m = parse_metadata("\n--- Score a quiz\n--- @rate_limit 5\n--- more text\nfunction call() end");
         assert_eq!(m.description, "Score a quiz");
         assert_eq!(m.rate_limit, Some(5));
         let m = parse_metadata("--- @rate_limit 0\n---\n--- Second line wins\n");
@@ -162,24 +151,15 @@ mod tests {
 
     #[test]
     fn syntax_error_names_the_line() {
-        let err = compile(
-            "bad",
-            Origin::Commands,
-            Path::new("bad.lua"),
-            "bad.lua",
-            "local x = 1\nfunction (\n",
-        )
-        .unwrap_err();
+        let err =
+            compile("bad", Origin::Commands, Path::new("bad.lua"), "bad.lua", "local x = 1\nfunction (\n").unwrap_err();
         assert_eq!(err.line, Some(2), "{err}");
         assert!(err.to_string().starts_with("bad.lua:2: "), "{err}");
     }
 
     #[test]
     fn location_split_handles_string_chunk_names() {
-        assert_eq!(
-            split_location("[string \"a:b\"]:7: boom"),
-            (Some(7), "boom")
-        );
+        assert_eq!(split_location("[string \"a:b\"]:7: boom"), (Some(7), "boom"));
         assert_eq!(split_location("no location"), (None, "no location"));
     }
 }

@@ -107,9 +107,7 @@ impl Vm {
             if now >= c.deadline.load(Ordering::Relaxed) {
                 // Keep failing on every check after the deadline, so `pcall` cannot hold on.
                 c.expired.store(true, Ordering::Relaxed);
-                return Err(mlua::Error::runtime(
-                    "timeout: script ran past its deadline",
-                ));
+                return Err(mlua::Error::runtime("timeout: script ran past its deadline"));
             }
             Ok(VmState::Continue)
         });
@@ -140,43 +138,24 @@ impl Vm {
         self.clock.expired.store(false, Ordering::Relaxed);
         let nanos = deadline.duration_since(self.clock.epoch).as_nanos() as u64;
         self.clock.deadline.store(nanos, Ordering::Relaxed);
-        let _ = self
-            .lua
-            .set_memory_limit(self.lua.used_memory().saturating_add(self.max_memory));
-        self.lua.set_app_data(Invocation {
-            caller: caller.clone(),
-            script: script.name.clone(),
-            deadline,
-            extensions,
-        });
+        let _ = self.lua.set_memory_limit(self.lua.used_memory().saturating_add(self.max_memory));
+        self.lua.set_app_data(Invocation { caller: caller.clone(), script: script.name.clone(), deadline, extensions });
 
         let result = self.run_inner(script, entry, caller);
 
         self.clock.deadline.store(u64::MAX, Ordering::Relaxed);
         let _ = self.lua.set_memory_limit(0);
         // A host call that refused to run past the deadline fails the call like an interrupt does.
-        let timed_out = self.clock.expired.load(Ordering::Relaxed)
-            || (result.is_err() && Instant::now() >= deadline);
+        let timed_out = self.clock.expired.load(Ordering::Relaxed) || (result.is_err() && Instant::now() >= deadline);
         match result {
-            _ if timed_out => Err(Error::Timeout {
-                script: script.name.clone(),
-                limit: self.timeout,
-            }),
+            _ if timed_out => Err(Error::Timeout { script: script.name.clone(), limit: self.timeout }),
             Ok(out) => Ok(out),
             Err(RunError::Lua(e)) => Err(self.classify(script, &e)),
-            Err(RunError::Result(message)) => Err(Error::BadResult {
-                script: script.name.clone(),
-                message,
-            }),
+            Err(RunError::Result(message)) => Err(Error::BadResult { script: script.name.clone(), message }),
         }
     }
 
-    fn run_inner(
-        &mut self,
-        script: &Script,
-        entry: Entry<'_>,
-        caller: &Peer,
-    ) -> Result<Output, RunError> {
+    fn run_inner(&mut self, script: &Script, entry: Entry<'_>, caller: &Peer) -> Result<Output, RunError> {
         let lua = &self.lua.clone();
         let chunk = match self.cache.get(&script.id) {
             Some(f) => f.clone(),
@@ -214,10 +193,7 @@ impl Vm {
                     v @ (Value::Number(_) | Value::Integer(_) | Value::Boolean(_)) => {
                         Ok(Output::Reply(Some(v.to_string()?)))
                     }
-                    other => Err(RunError::Result(format!(
-                        "handle must return a string, not a {}",
-                        other.type_name()
-                    ))),
+                    other => Err(RunError::Result(format!("handle must return a string, not a {}", other.type_name()))),
                 }
             }
             Entry::Call(params) => {
@@ -230,9 +206,7 @@ impl Vm {
                 request.raw_set("params", params)?;
                 request.raw_set("function", script.name.as_str())?;
                 let result = call.call::<Value>(request)?;
-                json::to_json(&result)
-                    .map(Output::Result)
-                    .map_err(RunError::Result)
+                json::to_json(&result).map(Output::Result).map_err(RunError::Result)
             }
         }
     }
@@ -250,11 +224,7 @@ impl Vm {
         if cache.len() >= GOOP_CACHE_LIMIT {
             cache.clear();
         }
-        let meta = if is_function {
-            &self.goop_meta_functions
-        } else {
-            &self.goop_meta_commands
-        };
+        let meta = if is_function { &self.goop_meta_functions } else { &self.goop_meta_commands };
         let lua = &self.lua;
         let goop = lua.create_table_with_capacity(0, 2)?;
         goop.raw_set("peer", peer_table(lua, caller)?)?;
@@ -267,28 +237,17 @@ impl Vm {
 
     fn classify(&self, script: &Script, e: &mlua::Error) -> Error {
         if is_memory_error(e) {
-            return Error::Memory {
-                script: script.name.clone(),
-                limit_mb: self.max_memory_mb,
-            };
+            return Error::Memory { script: script.name.clone(), limit_mb: self.max_memory_mb };
         }
         let text = lua_message(e);
         let (message, traceback) = match text.split_once("\nstack traceback:") {
             Some((m, t)) => (
                 m.to_string(),
-                t.lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .take(TRACEBACK_LINES)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                t.lines().filter(|l| !l.trim().is_empty()).take(TRACEBACK_LINES).collect::<Vec<_>>().join("\n"),
             ),
             None => (text.clone(), String::new()),
         };
-        Error::Runtime {
-            script: script.name.clone(),
-            message: message.trim().to_string(),
-            traceback,
-        }
+        Error::Runtime { script: script.name.clone(), message: message.trim().to_string(), traceback }
     }
 }
 
@@ -318,9 +277,7 @@ fn lua_message(e: &mlua::Error) -> String {
 fn is_memory_error(e: &mlua::Error) -> bool {
     match e {
         mlua::Error::MemoryError(_) => true,
-        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => {
-            is_memory_error(cause)
-        }
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => is_memory_error(cause),
         other => other.to_string().contains("not enough memory"),
     }
 }
@@ -342,10 +299,7 @@ fn core_api(lua: &Lua, setup: &VmSetup) -> mlua::Result<Table> {
         goop.raw_set("kv", kv::module(lua, store.clone())?)?;
     }
     let commands = setup.commands.clone();
-    goop.raw_set(
-        "commands",
-        lua.create_function(move |_, ()| Ok(commands()))?,
-    )?;
+    goop.raw_set("commands", lua.create_function(move |_, ()| Ok(commands()))?)?;
     Ok(goop)
 }
 

@@ -22,34 +22,25 @@ pub(crate) struct Watcher {
 /// A rescan compares every file with what is loaded, so an editor's write-to-temp-then-rename
 /// ends in one reload of the renamed file, whatever events the platform reports.
 pub(crate) fn watch(dir: &Path, rescan: impl Fn() + Send + 'static) -> Result<Watcher, Error> {
-    let mut debouncer =
-        new_debouncer(
-            DEBOUNCE,
-            None,
-            move |result: DebounceEventResult| match result {
-                Ok(events) => {
-                    // kv writes land in `.state/`; anything else may add, change or remove a script.
-                    let touches_scripts = events
-                        .iter()
-                        .flat_map(|e| e.paths.iter())
-                        .any(|p| !p.components().any(|c| c.as_os_str() == ".state"));
-                    if touches_scripts {
-                        rescan();
-                    }
-                }
-                Err(errors) => {
-                    for e in errors {
-                        tracing::warn!(target: "goop::script", "file watcher: {e}");
-                    }
-                    rescan();
-                }
-            },
-        )
-        .map_err(|e| Error::Setup(format!("cannot watch {}: {e}", dir.display())))?;
+    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| match result {
+        Ok(events) => {
+            // kv writes land in `.state/`; anything else may add, change or remove a script.
+            let touches_scripts =
+                events.iter().flat_map(|e| e.paths.iter()).any(|p| !p.components().any(|c| c.as_os_str() == ".state"));
+            if touches_scripts {
+                rescan();
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                tracing::warn!(target: "goop::script", "file watcher: {e}");
+            }
+            rescan();
+        }
+    })
+    .map_err(|e| Error::Setup(format!("cannot watch {}: {e}", dir.display())))?;
     debouncer
         .watch(dir, RecursiveMode::Recursive)
         .map_err(|e| Error::Setup(format!("cannot watch {}: {e}", dir.display())))?;
-    Ok(Watcher {
-        _debouncer: debouncer,
-    })
+    Ok(Watcher { _debouncer: debouncer })
 }

@@ -16,15 +16,10 @@ fn echo_call(site: &Site, params: serde_json::Value) -> serde_json::Value {
 #[test]
 fn params_and_results_round_trip() {
     let site = Site::new();
-    let v =
-        json!({"a": [1, 2.5, "x", true, {"b": []}], "n": -3, "s": "ünï", "o": {"k": [[1], [2]]}});
+    let v = json!({"a": [1, 2.5, "x", true, {"b": []}], "n": -3, "s": "ünï", "o": {"k": [[1], [2]]}});
     assert_eq!(echo_call(&site, v.clone()), v);
     assert_eq!(echo_call(&site, json!([])), json!([]));
-    assert_eq!(
-        echo_call(&site, json!({})),
-        json!([]),
-        "the empty table encodes as []"
-    );
+    assert_eq!(echo_call(&site, json!({})), json!([]), "the empty table encodes as []");
 }
 
 #[test]
@@ -40,10 +35,7 @@ fn json_encode_decode_from_scripts() {
     );
     let got = call(&site.engine(), "j", json!({})).unwrap();
     let s: serde_json::Value = serde_json::from_str(got["s"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        s,
-        json!({"list": [1, 2, 3], "obj": {"a": "b"}, "empty": []})
-    );
+    assert_eq!(s, json!({"list": [1, 2, 3], "obj": {"a": "b"}, "empty": []}));
     assert_eq!(got["n"], 3);
     assert_eq!(got["a"], "b");
 }
@@ -55,38 +47,25 @@ fn json_failures_return_nil_and_error() {
         ("goop.json.encode({ x = 0/0 })", ""),
         ("goop.json.encode({ x = math.huge })", ""),
         ("goop.json.encode({ f = print })", ""),
-        (
-            "goop.json.encode(deep)",
-            "local deep = {} local cur = deep for i = 1, 200 do cur.n = {} cur = cur.n end",
-        ),
+        ("goop.json.encode(deep)", "local deep = {} local cur = deep for i = 1, 200 do cur.n = {} cur = cur.n end"),
         ("goop.json.decode('{not json')", ""),
-        (
-            "goop.json.decode(string.rep('[', 500) .. string.rep(']', 500))",
-            "",
-        ),
+        ("goop.json.decode(string.rep('[', 500) .. string.rep(']', 500))", ""),
     ];
     for (expr, setup) in cases {
         let site = Site::new();
-        site.write("t.lua", &format!("function handle() {setup} local v, err = {expr} return tostring(v) .. '|' .. type(err) end"));
-        assert_eq!(
-            cmd(&site.engine(), "t", "").unwrap().as_deref(),
-            Some("nil|string"),
-            "{expr}"
+        site.write(
+            "t.lua",
+            &format!("function handle() {setup} local v, err = {expr} return tostring(v) .. '|' .. type(err) end"),
         );
+        assert_eq!(cmd(&site.engine(), "t", "").unwrap().as_deref(), Some("nil|string"), "{expr}");
     }
 }
 
 #[test]
 fn results_that_cannot_be_encoded_are_errors() {
     let site = Site::new();
-    site.write(
-        "functions/cyc.lua",
-        "function call() local t = {} t[1] = t return t end",
-    );
-    site.write(
-        "functions/fn.lua",
-        "function call() return { f = function() end } end",
-    );
+    site.write("functions/cyc.lua", "function call() local t = {} t[1] = t return t end");
+    site.write("functions/fn.lua", "function call() return { f = function() end } end");
     let engine = site.engine();
     for name in ["cyc", "fn"] {
         let err = call(&engine, name, json!({})).unwrap_err();
@@ -105,34 +84,16 @@ fn kv_persists_per_script_across_engines() {
             return { value = goop.kv.get(r.params.key) }
         end"#,
     );
-    site.write(
-        "functions/other.lua",
-        "function call(r) return { value = goop.kv.get(r.params.key) } end",
-    );
+    site.write("functions/other.lua", "function call(r) return { value = goop.kv.get(r.params.key) } end");
     let engine = site.engine();
     let v = json!({"n": 1, "list": ["a"], "ok": true});
-    call(
-        &engine,
-        "store",
-        json!({"set": true, "key": "k", "value": v}),
-    )
-    .unwrap();
+    call(&engine, "store", json!({"set": true, "key": "k", "value": v})).unwrap();
     drop(engine);
     let engine = site.engine();
-    assert_eq!(
-        call(&engine, "store", json!({"key": "k"})).unwrap(),
-        json!({"value": v})
-    );
-    assert_eq!(
-        call(&engine, "other", json!({"key": "k"})).unwrap(),
-        json!([]),
-        "kv is per script"
-    );
+    assert_eq!(call(&engine, "store", json!({"key": "k"})).unwrap(), json!({"value": v}));
+    assert_eq!(call(&engine, "other", json!({"key": "k"})).unwrap(), json!([]), "kv is per script");
     call(&engine, "store", json!({"del": true, "key": "k"})).unwrap();
-    assert_eq!(
-        call(&engine, "store", json!({"key": "k"})).unwrap(),
-        json!([])
-    );
+    assert_eq!(call(&engine, "store", json!({"key": "k"})).unwrap(), json!([]));
     let file = std::fs::read_to_string(site.path().join(".state/store.json")).unwrap();
     assert_eq!(file, "{}");
 }
@@ -140,30 +101,22 @@ fn kv_persists_per_script_across_engines() {
 #[test]
 fn kv_limits_are_enforced() {
     let site = Site::new();
+    site.write("big.lua", "function handle() goop.kv.set('k', string.rep('x', 70000)) return 'stored' end");
+    site.write("many.lua", "function handle() for i = 1, 1001 do goop.kv.set('k' .. i, i) end return 'stored' end");
     site.write(
-        "big.lua",
-        "function handle() goop.kv.set('k', string.rep('x', 70000)) return 'stored' end",
+        "fine.lua",
+        "function handle() goop.kv.set('k', string.rep('x', 1000)) return goop.kv.get('k'):sub(1, 3) end",
     );
-    site.write(
-        "many.lua",
-        "function handle() for i = 1, 1001 do goop.kv.set('k' .. i, i) end return 'stored' end",
-    );
-    site.write("fine.lua", "function handle() goop.kv.set('k', string.rep('x', 1000)) return goop.kv.get('k'):sub(1, 3) end");
     let mut c = site.config();
     c.timeout = std::time::Duration::from_secs(30); // 1000 fsynced writes on a slow disk
     let engine = goop_script::Engine::new(c).unwrap();
     let err = cmd(&engine, "big", "").unwrap_err();
     assert!(err.to_string().contains("64 KB"), "{err}");
-    assert!(
-        !site.path().join(".state/big.json").exists(),
-        "nothing written"
-    );
+    assert!(!site.path().join(".state/big.json").exists(), "nothing written");
     let err = cmd(&engine, "many", "").unwrap_err();
     assert!(err.to_string().contains("1000 keys"), "{err}");
-    let kept: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
-        &std::fs::read_to_string(site.path().join(".state/many.json")).unwrap(),
-    )
-    .unwrap();
+    let kept: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(site.path().join(".state/many.json")).unwrap()).unwrap();
     assert_eq!(kept.len(), 1000, "the first 1000 keys stay");
     assert_eq!(cmd(&engine, "fine", "").unwrap().as_deref(), Some("xxx"));
 }
@@ -173,16 +126,10 @@ fn corrupt_kv_file_is_an_error_and_left_alone() {
     let site = Site::new();
     std::fs::create_dir_all(site.path().join(".state")).unwrap();
     std::fs::write(site.path().join(".state/t.json"), "{ broken").unwrap();
-    site.write(
-        "t.lua",
-        "function handle() goop.kv.set('a', 'b') return 'stored' end",
-    );
+    site.write("t.lua", "function handle() goop.kv.set('a', 'b') return 'stored' end");
     let err = cmd(&site.engine(), "t", "").unwrap_err();
     assert!(err.to_string().contains("corrupt"), "{err}");
-    assert_eq!(
-        std::fs::read_to_string(site.path().join(".state/t.json")).unwrap(),
-        "{ broken"
-    );
+    assert_eq!(std::fs::read_to_string(site.path().join(".state/t.json")).unwrap(), "{ broken");
 }
 
 #[test]
@@ -200,16 +147,10 @@ fn commands_are_listed_sorted() {
     let site = Site::new();
     site.write("zeta.lua", "function handle() end");
     site.write("Alpha.lua", "function handle() end");
-    site.write(
-        "help.lua",
-        "function handle() return table.concat(goop.commands(), ' ') end",
-    );
+    site.write("help.lua", "function handle() return table.concat(goop.commands(), ' ') end");
     site.write("functions/data.lua", "function call() end");
     let engine = site.engine();
-    assert_eq!(
-        cmd(&engine, "help", "").unwrap().as_deref(),
-        Some("Alpha help zeta")
-    );
+    assert_eq!(cmd(&engine, "help", "").unwrap().as_deref(), Some("Alpha help zeta"));
     assert_eq!(engine.commands(), vec!["Alpha", "help", "zeta"]);
 }
 
@@ -217,10 +158,7 @@ fn commands_are_listed_sorted() {
 fn log_and_print_do_not_fail() {
     let site = Site::new();
     site.write("t.lua", "function handle() goop.log.info('a', 1) goop.log.warn('b') goop.log.error('c') print('d', nil) return 'logged' end");
-    assert_eq!(
-        cmd(&site.engine(), "t", "").unwrap().as_deref(),
-        Some("logged")
-    );
+    assert_eq!(cmd(&site.engine(), "t", "").unwrap().as_deref(), Some("logged"));
 }
 
 struct Db;
@@ -241,7 +179,10 @@ impl HostModule for Db {
 #[test]
 fn data_function_modules_are_hidden_from_commands() {
     let site = Site::new();
-    site.write("both.lua", "function handle() return type(goop.db) end\nfunction call() return { v = goop.db.scalar() } end");
+    site.write(
+        "both.lua",
+        "function handle() return type(goop.db) end\nfunction call() return { v = goop.db.scalar() } end",
+    );
     let engine = goop_script::Engine::with_modules(site.config(), vec![Arc::new(Db)]).unwrap();
     assert_eq!(cmd(&engine, "both", "").unwrap().as_deref(), Some("nil"));
     assert_eq!(call(&engine, "both", json!({})).unwrap(), json!({"v": 42}));

@@ -31,10 +31,7 @@ impl HostModule for Slow {
 }
 
 fn engine(site: &Site, workers: usize, busy_wait: Duration) -> Arc<Engine> {
-    site.write(
-        "slow.lua",
-        "function handle() goop.slow.wait(1.5) return 'slow' end",
-    );
+    site.write("slow.lua", "function handle() goop.slow.wait(1.5) return 'slow' end");
     site.write("fast.lua", "function handle() return 'fast' end");
     let mut c = site.config();
     c.timeout = Duration::from_secs(10);
@@ -54,11 +51,7 @@ fn a_slow_host_call_does_not_stall_other_calls() {
     for _ in 0..20 {
         assert_eq!(cmd(&engine, "fast", "").unwrap().as_deref(), Some("fast"));
     }
-    assert!(
-        start.elapsed() < Duration::from_millis(1200),
-        "fast calls waited {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_millis(1200), "fast calls waited {:?}", start.elapsed());
     assert!(!slow.is_finished(), "the slow call should still be running");
     assert_eq!(slow.join().unwrap().as_deref(), Some("slow"));
 }
@@ -72,26 +65,15 @@ fn a_full_pool_answers_busy_after_a_bounded_wait() {
     std::thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
     assert_eq!(cmd(&engine, "fast", ""), Err(Error::Busy));
-    assert!(
-        start.elapsed() >= Duration::from_millis(150),
-        "gave up too early: {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() >= Duration::from_millis(150), "gave up too early: {:?}", start.elapsed());
     slow.join().unwrap();
-    assert_eq!(
-        cmd(&engine, "fast", "").unwrap().as_deref(),
-        Some("fast"),
-        "the worker came back"
-    );
+    assert_eq!(cmd(&engine, "fast", "").unwrap().as_deref(), Some("fast"), "the worker came back");
 }
 
 #[test]
 fn many_threads_share_the_pool() {
     let site = Site::new();
-    site.write(
-        "functions/sq.lua",
-        "function call(r) return { v = r.params.n * r.params.n } end",
-    );
+    site.write("functions/sq.lua", "function call(r) return { v = r.params.n * r.params.n } end");
     let mut c = site.config();
     c.workers = 3;
     let engine = Arc::new(Engine::new(c).unwrap());

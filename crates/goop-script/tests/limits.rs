@@ -9,20 +9,13 @@ use goop_script::{Error, MAX_REPLY_BYTES, TRUNCATED};
 /// Runs `body` as `handle` and expects it to fail with a timeout within a generous margin.
 fn assert_times_out(body: &str) {
     let site = Site::new();
-    site.write(
-        "t.lua",
-        &format!("function handle(args)\n{body}\nreturn 'escaped' end"),
-    );
+    site.write("t.lua", &format!("function handle(args)\n{body}\nreturn 'escaped' end"));
     site.write("ok.lua", "function handle() return 'fine' end");
     let engine = site.engine();
     let start = Instant::now();
     let err = cmd(&engine, "t", "").expect_err(body);
     assert!(matches!(err, Error::Timeout { .. }), "{body}: {err}");
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "{body}: took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(10), "{body}: took {:?}", start.elapsed());
     // The engine keeps serving after a runaway script.
     assert_eq!(cmd(&engine, "ok", "").unwrap().as_deref(), Some("fine"));
 }
@@ -36,7 +29,9 @@ fn plain_infinite_loop_times_out() {
 fn loop_inside_pcall_cannot_swallow_the_timeout() {
     assert_times_out("while true do pcall(function() while true do end end) end");
     assert_times_out("pcall(function() while true do end end)");
-    assert_times_out("for i = 1, 1e12 do xpcall(function() while true do end end, function() while true do end end) end");
+    assert_times_out(
+        "for i = 1, 1e12 do xpcall(function() while true do end end, function() while true do end end) end",
+    );
 }
 
 #[test]
@@ -47,27 +42,16 @@ fn loop_inside_coroutine_times_out() {
 
 #[test]
 fn pathological_pattern_times_out() {
-    assert_times_out(
-        "local s = string.rep('a', 5000) while true do string.find(s, '.-.-.-.-.-.-b') end",
-    );
+    assert_times_out("local s = string.rep('a', 5000) while true do string.find(s, '.-.-.-.-.-.-b') end");
 }
 
 fn assert_out_of_memory(body: &str) {
     let site = Site::new();
-    site.write(
-        "t.lua",
-        &format!("function handle(args)\n{body}\nreturn 'escaped' end"),
-    );
-    site.write(
-        "ok.lua",
-        "function handle() local t = {} for i = 1, 1000 do t[i] = i end return 'fine' end",
-    );
+    site.write("t.lua", &format!("function handle(args)\n{body}\nreturn 'escaped' end"));
+    site.write("ok.lua", "function handle() local t = {} for i = 1, 1000 do t[i] = i end return 'fine' end");
     let engine = site.engine();
     let err = cmd(&engine, "t", "").expect_err(body);
-    assert!(
-        matches!(err, Error::Memory { limit_mb: 10, .. }),
-        "{body}: {err}"
-    );
+    assert!(matches!(err, Error::Memory { limit_mb: 10, .. }), "{body}: {err}");
     assert_eq!(cmd(&engine, "ok", "").unwrap().as_deref(), Some("fine"));
 }
 
@@ -97,31 +81,19 @@ fn memory_error_inside_pcall_still_fails_the_call() {
 #[test]
 fn deep_recursion_is_stopped() {
     let site = Site::new();
-    site.write(
-        "t.lua",
-        "local function f(n) return 1 + f(n + 1) end function handle() return f(1) end",
-    );
+    site.write("t.lua", "local function f(n) return 1 + f(n + 1) end function handle() return f(1) end");
     site.write("ok.lua", "function handle() return 'fine' end");
     let engine = site.engine();
     let err = cmd(&engine, "t", "").unwrap_err();
-    assert!(
-        matches!(err, Error::Runtime { .. } | Error::Memory { .. }),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains("stack overflow") || matches!(err, Error::Memory { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::Runtime { .. } | Error::Memory { .. }), "{err}");
+    assert!(err.to_string().contains("stack overflow") || matches!(err, Error::Memory { .. }), "{err}");
     assert_eq!(cmd(&engine, "ok", "").unwrap().as_deref(), Some("fine"));
 }
 
 #[test]
 fn long_replies_are_cut_with_a_marker() {
     let site = Site::new();
-    site.write(
-        "long.lua",
-        "function handle() return string.rep('é', 5000) end",
-    );
+    site.write("long.lua", "function handle() return string.rep('é', 5000) end");
     let reply = chat(&site.engine(), "!long");
     assert!(reply.len() <= MAX_REPLY_BYTES, "{}", reply.len());
     assert!(reply.ends_with(TRUNCATED));
@@ -131,14 +103,13 @@ fn long_replies_are_cut_with_a_marker() {
 #[test]
 fn runtime_errors_name_script_and_line() {
     let site = Site::new();
-    site.write("functions/fail.lua", "function call(request)\n  local x = nil\n  error('bad input: ' .. tostring(request.params.v))\nend");
+    site.write(
+        "functions/fail.lua",
+        "function call(request)\n  local x = nil\n  error('bad input: ' .. tostring(request.params.v))\nend",
+    );
     let err = call(&site.engine(), "fail", serde_json::json!({"v": 7})).unwrap_err();
     match &err {
-        Error::Runtime {
-            script,
-            message,
-            traceback,
-        } => {
+        Error::Runtime { script, message, traceback } => {
             assert_eq!(script, "fail");
             assert_eq!(message, "functions/fail.lua:3: bad input: 7");
             assert!(traceback.contains("fail.lua"), "{traceback}");
@@ -167,10 +138,7 @@ fn host_functions_see_the_same_deadline() {
             t.set(
                 "wait",
                 lua.create_function(|lua, secs: f64| {
-                    let left = lua
-                        .app_data_ref::<Invocation>()
-                        .map(|i| i.remaining())
-                        .unwrap_or_default();
+                    let left = lua.app_data_ref::<Invocation>().map(|i| i.remaining()).unwrap_or_default();
                     std::thread::sleep(Duration::from_secs_f64(secs).min(left));
                     Ok(left.as_secs_f64())
                 })?,
@@ -180,17 +148,10 @@ fn host_functions_see_the_same_deadline() {
     }
 
     let site = Site::new();
-    site.write(
-        "t.lua",
-        "function handle() local left = goop.slow.wait(30) while true do end end",
-    );
+    site.write("t.lua", "function handle() local left = goop.slow.wait(30) while true do end end");
     let engine = goop_script::Engine::with_modules(site.config(), vec![Arc::new(Slow)]).unwrap();
     let start = Instant::now();
     let err = cmd(&engine, "t", "").unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
 }

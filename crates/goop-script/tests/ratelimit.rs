@@ -24,10 +24,7 @@ fn per_caller_limit_applies_per_script() {
     for _ in 0..3 {
         run(&engine, "P1", "a").unwrap();
     }
-    assert!(matches!(
-        run(&engine, "P1", "a"),
-        Err(Error::RateLimited(_))
-    ));
+    assert!(matches!(run(&engine, "P1", "a"), Err(Error::RateLimited(_))));
     run(&engine, "P1", "b").expect("another script has its own budget");
     run(&engine, "P2", "a").expect("another caller has its own budget");
     // The peer itself is not limited per caller.
@@ -39,21 +36,12 @@ fn per_caller_limit_applies_per_script() {
 #[test]
 fn rate_limit_annotation_overrides_the_default() {
     let site = Site::new();
-    site.write(
-        "tight.lua",
-        "--- Tight\n--- @rate_limit 1\nfunction handle() return 'x' end",
-    );
-    site.write(
-        "free.lua",
-        "--- Free\n--- @rate_limit 0\nfunction handle() return 'x' end",
-    );
+    site.write("tight.lua", "--- Tight\n--- @rate_limit 1\nfunction handle() return 'x' end");
+    site.write("free.lua", "--- Free\n--- @rate_limit 0\nfunction handle() return 'x' end");
     let engine = engine(&site, 3, 0);
     run(&engine, "P", "tight").unwrap();
     let err = run(&engine, "P", "tight").unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "rate limited: at most 1 calls per minute to tight"
-    );
+    assert_eq!(err.to_string(), "rate limited: at most 1 calls per minute to tight");
     for _ in 0..50 {
         run(&engine, "P", "free").unwrap();
     }
@@ -67,8 +55,5 @@ fn global_limit_caps_all_callers_together() {
     for i in 0..4 {
         run(&engine, &format!("P{i}"), "a").unwrap();
     }
-    assert!(matches!(
-        run(&engine, "P9", "a"),
-        Err(Error::RateLimited(_))
-    ));
+    assert!(matches!(run(&engine, "P9", "a"), Err(Error::RateLimited(_))));
 }

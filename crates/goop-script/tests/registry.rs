@@ -12,10 +12,7 @@ fn commands_and_functions_are_found_by_running_the_chunk() {
     let site = Site::new();
     site.write("echo.lua", "--- Echo back\nfunction handle(a) return a end");
     site.write("quiz.lua", "--- A quiz\n--- @rate_limit 5\nfunction handle() return 'visit my site' end\nfunction call() return { ok = 1 } end");
-    site.write(
-        "functions/add.lua",
-        "--- Adds\nlocal function add(r) return r.params.a + r.params.b end\ncall = add",
-    );
+    site.write("functions/add.lua", "--- Adds\nlocal function add(r) return r.params.a + r.params.b end\ncall = add");
     site.write(
         "functions/text.lua",
         "-- call(request) is mentioned but never defined\nlocal s = 'function call() end'",
@@ -24,22 +21,12 @@ fn commands_and_functions_are_found_by_running_the_chunk() {
     assert_eq!(
         engine.functions(),
         vec![
-            FunctionInfo {
-                name: "add".into(),
-                description: "Adds".into()
-            },
-            FunctionInfo {
-                name: "quiz".into(),
-                description: "A quiz".into()
-            },
+            FunctionInfo { name: "add".into(), description: "Adds".into() },
+            FunctionInfo { name: "quiz".into(), description: "A quiz".into() },
         ]
     );
     assert_eq!(engine.commands(), vec!["echo", "quiz"]);
-    let quiz = engine
-        .scripts()
-        .into_iter()
-        .find(|s| s.name == "quiz")
-        .unwrap();
+    let quiz = engine.scripts().into_iter().find(|s| s.name == "quiz").unwrap();
     assert_eq!(quiz.rate_limit, Some(5));
     assert!(quiz.has_handle && quiz.has_call);
 }
@@ -47,24 +34,15 @@ fn commands_and_functions_are_found_by_running_the_chunk() {
 #[test]
 fn chat_parsing_follows_the_spec() {
     let site = Site::new();
-    site.write(
-        "echo.lua",
-        "function handle(args) return 'You said: ' .. args end",
-    );
+    site.write("echo.lua", "function handle(args) return 'You said: ' .. args end");
     site.write("quiet.lua", "function handle() return '' end");
     site.write("none.lua", "function handle() end");
     let engine = site.engine();
     assert_eq!(chat(&engine, "  !echo London  "), "You said: London");
     assert_eq!(chat(&engine, "!ECHO a b  c"), "You said: a b  c");
     assert_eq!(chat(&engine, "!echo"), "You said: ");
-    assert_eq!(
-        chat(&engine, "!weather London"),
-        "Unknown command: !weather. Try !help"
-    );
-    assert_eq!(
-        engine.handle_chat(&visitor(), "hello !echo"),
-        ChatReply::NotACommand
-    );
+    assert_eq!(chat(&engine, "!weather London"), "Unknown command: !weather. Try !help");
+    assert_eq!(engine.handle_chat(&visitor(), "hello !echo"), ChatReply::NotACommand);
     assert_eq!(engine.handle_chat(&visitor(), "!quiet"), ChatReply::Silent);
     assert_eq!(engine.handle_chat(&visitor(), "!none"), ChatReply::Silent);
 }
@@ -73,23 +51,14 @@ fn chat_parsing_follows_the_spec() {
 fn errors_in_chat_become_a_reply() {
     let site = Site::new();
     site.write("boom.lua", "function handle() error('no city given') end");
-    assert_eq!(
-        chat(&site.engine(), "!boom"),
-        "Error: boom.lua:1: no city given"
-    );
+    assert_eq!(chat(&site.engine(), "!boom"), "Error: boom.lua:1: no city given");
 }
 
 #[test]
 fn name_clashes_prefer_the_folder_of_the_kind() {
     let site = Site::new();
-    site.write(
-        "x.lua",
-        "function handle() return 'top' end\nfunction call() return 'top' end",
-    );
-    site.write(
-        "functions/x.lua",
-        "function handle() return 'fn' end\nfunction call() return 'fn' end",
-    );
+    site.write("x.lua", "function handle() return 'top' end\nfunction call() return 'top' end");
+    site.write("functions/x.lua", "function handle() return 'fn' end\nfunction call() return 'fn' end");
     let engine = site.engine();
     assert_eq!(cmd(&engine, "x", "").unwrap().as_deref(), Some("top"));
     assert_eq!(call(&engine, "x", json!({})).unwrap(), json!("fn"));
@@ -100,10 +69,7 @@ fn a_broken_script_is_skipped_and_reported() {
     let site = Site::new();
     site.write("good.lua", "function handle() return 'fine' end");
     site.write("bad.lua", "function handle()\n  return 'x' +\nend");
-    site.write(
-        "throws.lua",
-        "local x = nil\nx.y = 1\nfunction handle() end",
-    );
+    site.write("throws.lua", "local x = nil\nx.y = 1\nfunction handle() end");
     let engine = site.engine();
     assert_eq!(cmd(&engine, "good", "").unwrap().as_deref(), Some("fine"));
     let scripts = engine.scripts();
@@ -111,13 +77,7 @@ fn a_broken_script_is_skipped_and_reported() {
     let err = bad.error.as_ref().unwrap();
     assert_eq!(err.line, Some(3), "{err}");
     assert!(!bad.loaded);
-    let throws = scripts
-        .iter()
-        .find(|s| s.name == "throws")
-        .unwrap()
-        .error
-        .clone()
-        .unwrap();
+    let throws = scripts.iter().find(|s| s.name == "throws").unwrap().error.clone().unwrap();
     assert_eq!(throws.line, Some(2), "{throws}");
     assert_eq!(chat(&engine, "!bad"), "Unknown command: !bad. Try !help");
 }
@@ -128,11 +88,7 @@ fn a_script_that_loops_at_load_is_skipped() {
     site.write("spin.lua", "while true do end");
     site.write("good.lua", "function handle() return 'fine' end");
     let engine = site.engine();
-    let spin = engine
-        .scripts()
-        .into_iter()
-        .find(|s| s.name == "spin")
-        .unwrap();
+    let spin = engine.scripts().into_iter().find(|s| s.name == "spin").unwrap();
     assert!(spin.error.unwrap().message.contains("timed out"));
     assert_eq!(cmd(&engine, "good", "").unwrap().as_deref(), Some("fine"));
 }
@@ -147,11 +103,7 @@ fn reload_keeps_the_last_good_version() {
     assert_eq!(cmd(&engine, "v", "").unwrap().as_deref(), Some("two"));
     site.write("v.lua", "function handle( return 'three' end");
     engine.reload();
-    assert_eq!(
-        cmd(&engine, "v", "").unwrap().as_deref(),
-        Some("two"),
-        "broken edit keeps the last good one"
-    );
+    assert_eq!(cmd(&engine, "v", "").unwrap().as_deref(), Some("two"), "broken edit keeps the last good one");
     assert!(engine.scripts()[0].error.is_some());
     std::fs::remove_file(site.path().join("v.lua")).unwrap();
     engine.reload();
@@ -181,27 +133,19 @@ fn hot_reload_follows_edits_renames_and_deletes() {
     eventually("edit picked up", || reply("v").as_deref() == Some("two"));
 
     site.write("v.lua", "function handle( broken");
-    eventually("broken edit reported", || {
-        engine.scripts().iter().any(|s| s.error.is_some())
-    });
+    eventually("broken edit reported", || engine.scripts().iter().any(|s| s.error.is_some()));
     assert_eq!(reply("v").as_deref(), Some("two"));
 
     // An editor's safe save: write a temp file, then rename it over the script.
     site.write(".v.lua.tmp~", "function handle() return 'three' end");
     std::fs::rename(site.path().join(".v.lua.tmp~"), site.path().join("v.lua")).unwrap();
-    eventually("renamed save picked up", || {
-        reply("v").as_deref() == Some("three")
-    });
+    eventually("renamed save picked up", || reply("v").as_deref() == Some("three"));
 
     std::fs::rename(site.path().join("v.lua"), site.path().join("w.lua")).unwrap();
-    eventually("rename moves the command", || {
-        reply("w").as_deref() == Some("three") && reply("v").is_none()
-    });
+    eventually("rename moves the command", || reply("w").as_deref() == Some("three") && reply("v").is_none());
 
     site.write("functions/f.lua", "function call() return { n = 1 } end");
-    eventually("new function picked up", || {
-        call(&engine, "f", json!({})).is_ok()
-    });
+    eventually("new function picked up", || call(&engine, "f", json!({})).is_ok());
 
     std::fs::remove_file(site.path().join("w.lua")).unwrap();
     eventually("delete removes the command", || reply("w").is_none());

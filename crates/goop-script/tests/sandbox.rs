@@ -6,10 +6,7 @@ use common::*;
 #[test]
 fn available_libraries_and_functions_work() {
     let checks = [
-        (
-            "string.upper('a') .. string.format('%d', 3) .. ('x'):rep(2)",
-            "A3xx",
-        ),
+        ("string.upper('a') .. string.format('%d', 3) .. ('x'):rep(2)", "A3xx"),
         ("table.concat({1, 2}, ',') .. #table.pack(1, 2, 3)", "1,23"),
         ("math.floor(2.7) + math.max(1, 5)", "7"),
         ("type(os.time()) .. type(os.clock())", "numbernumber"),
@@ -23,10 +20,7 @@ fn available_libraries_and_functions_work() {
         ("select(2, 'a', 'b')", "b"),
         ("unpack({4, 5})", "4"),
         ("pcall(error, 'x')", "false"),
-        (
-            "xpcall(function() error('x') end, function(m) return m end)",
-            "false",
-        ),
+        ("xpcall(function() error('x') end, function(m) return m end)", "false"),
         ("select(2, pcall(assert, false, 'boom'))", "boom"),
     ];
     for (expr, want) in checks {
@@ -36,43 +30,19 @@ fn available_libraries_and_functions_work() {
 
 #[test]
 fn removed_globals_are_nil() {
-    for name in [
-        "io",
-        "require",
-        "package",
-        "debug",
-        "loadfile",
-        "dofile",
-        "getfenv",
-        "setfenv",
-        "load",
-        "loadstring",
-    ] {
-        assert_eq!(
-            eval(&format!("type({name})")).unwrap(),
-            Some("nil".into()),
-            "{name} should be removed"
-        );
+    for name in ["io", "require", "package", "debug", "loadfile", "dofile", "getfenv", "setfenv", "load", "loadstring"]
+    {
+        assert_eq!(eval(&format!("type({name})")).unwrap(), Some("nil".into()), "{name} should be removed");
     }
 }
 
 #[test]
 fn os_keeps_only_time_functions() {
-    for name in [
-        "execute", "remove", "rename", "exit", "getenv", "tmpname", "difftime",
-    ] {
-        assert_eq!(
-            eval(&format!("type(os.{name})")).unwrap(),
-            Some("nil".into()),
-            "os.{name} should be removed"
-        );
+    for name in ["execute", "remove", "rename", "exit", "getenv", "tmpname", "difftime"] {
+        assert_eq!(eval(&format!("type(os.{name})")).unwrap(), Some("nil".into()), "os.{name} should be removed");
     }
     for name in ["time", "date", "clock"] {
-        assert_eq!(
-            eval(&format!("type(os.{name})")).unwrap(),
-            Some("function".into()),
-            "os.{name} should stay"
-        );
+        assert_eq!(eval(&format!("type(os.{name})")).unwrap(), Some("function".into()), "os.{name} should stay");
     }
 }
 
@@ -92,15 +62,9 @@ fn libraries_cannot_be_modified() {
         "setmetatable(goop, {})",
     ] {
         let site = Site::new();
-        site.write(
-            "t.lua",
-            &format!("function handle() {stmt} return 'changed' end"),
-        );
+        site.write("t.lua", &format!("function handle() {stmt} return 'changed' end"));
         let err = cmd(&site.engine(), "t", "").expect_err(stmt);
-        assert!(
-            matches!(err, goop_script::Error::Runtime { .. }),
-            "{stmt}: {err}"
-        );
+        assert!(matches!(err, goop_script::Error::Runtime { .. }), "{stmt}: {err}");
     }
 }
 
@@ -108,8 +72,5 @@ fn libraries_cannot_be_modified() {
 fn bytecode_cannot_be_loaded_and_no_files_are_reachable() {
     // No way to turn a string into code, and no file API at all.
     assert_eq!(eval("type(string.dump)").unwrap(), Some("nil".into()));
-    assert_eq!(
-        eval("type(_G.io) .. type(_G.debug)").unwrap(),
-        Some("nilnil".into())
-    );
+    assert_eq!(eval("type(_G.io) .. type(_G.debug)").unwrap(), Some("nilnil".into()));
 }

@@ -24,11 +24,7 @@ fn encode(value: &Value, depth: usize, seen: &mut HashSet<usize>) -> Result<Json
         Value::Boolean(b) => Json::Bool(*b),
         Value::Integer(i) => Json::Number((*i).into()),
         Value::Number(n) => number(*n)?,
-        Value::String(s) => Json::String(
-            s.to_str()
-                .map_err(|_| "string is not valid UTF-8")?
-                .to_string(),
-        ),
+        Value::String(s) => Json::String(s.to_str().map_err(|_| "string is not valid UTF-8")?.to_string()),
         Value::Table(t) => {
             if depth >= MAX_DEPTH {
                 return Err(format!("nesting deeper than {MAX_DEPTH} levels"));
@@ -53,9 +49,7 @@ fn number(n: f64) -> Result<Json, String> {
     if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
         return Ok(Json::Number((n as i64).into()));
     }
-    Number::from_f64(n)
-        .map(Json::Number)
-        .ok_or_else(|| "cannot encode number".into())
+    Number::from_f64(n).map(Json::Number).ok_or_else(|| "cannot encode number".into())
 }
 
 fn encode_table(t: &Table, depth: usize, seen: &mut HashSet<usize>) -> Result<Json, String> {
@@ -84,26 +78,14 @@ fn encode_table(t: &Table, depth: usize, seen: &mut HashSet<usize>) -> Result<Js
     encode_object(entries, depth, seen)
 }
 
-fn encode_object(
-    entries: Vec<(Value, Value)>,
-    depth: usize,
-    seen: &mut HashSet<usize>,
-) -> Result<Json, String> {
+fn encode_object(entries: Vec<(Value, Value)>, depth: usize, seen: &mut HashSet<usize>) -> Result<Json, String> {
     let mut keyed = Vec::with_capacity(entries.len());
     for (k, v) in entries {
         let key = match &k {
-            Value::String(s) => s
-                .to_str()
-                .map_err(|_| "key is not valid UTF-8")?
-                .to_string(),
+            Value::String(s) => s.to_str().map_err(|_| "key is not valid UTF-8")?.to_string(),
             Value::Integer(i) => i.to_string(),
             Value::Number(n) => number(*n)?.to_string(),
-            other => {
-                return Err(format!(
-                    "cannot use a {} as an object key",
-                    other.type_name()
-                ))
-            }
+            other => return Err(format!("cannot use a {} as an object key", other.type_name())),
         };
         keyed.push((key, v));
     }
@@ -123,9 +105,7 @@ pub fn from_json(lua: &Lua, json: &Json) -> mlua::Result<Value> {
 
 fn decode(lua: &Lua, json: &Json, depth: usize) -> mlua::Result<Value> {
     if depth > MAX_DEPTH {
-        return Err(mlua::Error::runtime(format!(
-            "JSON nested deeper than {MAX_DEPTH} levels"
-        )));
+        return Err(mlua::Error::runtime(format!("JSON nested deeper than {MAX_DEPTH} levels")));
     }
     Ok(match json {
         Json::Null => Value::Nil,
@@ -163,15 +143,9 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "decode",
         lua.create_function(|lua, s: mlua::LuaString| {
             let parsed = serde_json::from_slice::<Json>(&s.as_bytes());
-            match parsed
-                .map_err(|e| e.to_string())
-                .and_then(|j| from_json(lua, &j).map_err(|e| e.to_string()))
-            {
+            match parsed.map_err(|e| e.to_string()).and_then(|j| from_json(lua, &j).map_err(|e| e.to_string())) {
                 Ok(v) => Ok((v, Value::Nil)),
-                Err(e) => Ok((
-                    Value::Nil,
-                    Value::String(lua.create_string(format!("invalid JSON: {e}"))?),
-                )),
+                Err(e) => Ok((Value::Nil, Value::String(lua.create_string(format!("invalid JSON: {e}"))?))),
             }
         })?,
     )?;

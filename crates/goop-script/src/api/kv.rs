@@ -32,10 +32,7 @@ pub struct KvStore {
 
 impl KvStore {
     pub fn new(dir: PathBuf) -> Self {
-        KvStore {
-            dir,
-            open: Mutex::new(HashMap::new()),
-        }
+        KvStore { dir, open: Mutex::new(HashMap::new()) }
     }
 
     fn path(&self, script: &str) -> PathBuf {
@@ -73,13 +70,9 @@ impl KvStore {
         }
         let bytes = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
         if bytes.len() > MAX_BYTES {
-            return Err(format!(
-                "kv store full: at most {} KB per script",
-                MAX_BYTES / 1024
-            ));
+            return Err(format!("kv store full: at most {} KB per script", MAX_BYTES / 1024));
         }
-        write_atomic(&self.dir, &self.path(script), &bytes)
-            .map_err(|e| format!("kv write failed: {e}"))?;
+        write_atomic(&self.dir, &self.path(script), &bytes).map_err(|e| format!("kv write failed: {e}"))?;
         *map = next;
         Ok(())
     }
@@ -87,12 +80,8 @@ impl KvStore {
 
 fn read_file(path: &Path) -> Result<Map<String, Json>, String> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "kv store {} is corrupt ({e}); fix or remove it",
-                path.display()
-            )
-        }),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| format!("kv store {} is corrupt ({e}); fix or remove it", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
         Err(e) => Err(format!("kv store {} unreadable: {e}", path.display())),
     }
@@ -113,13 +102,10 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The calling script's name; refuses once the invocation is past its deadline.
 fn script_name(lua: &Lua) -> mlua::Result<String> {
-    let inv = lua
-        .app_data_ref::<Invocation>()
-        .ok_or_else(|| mlua::Error::runtime("goop.kv used outside an invocation"))?;
+    let inv =
+        lua.app_data_ref::<Invocation>().ok_or_else(|| mlua::Error::runtime("goop.kv used outside an invocation"))?;
     if inv.remaining().is_zero() {
-        return Err(mlua::Error::runtime(
-            "timeout: script ran past its deadline",
-        ));
+        return Err(mlua::Error::runtime("timeout: script ran past its deadline"));
     }
     Ok(inv.script().to_string())
 }
@@ -131,10 +117,7 @@ pub fn module(lua: &Lua, store: Arc<KvStore>) -> mlua::Result<Table> {
     t.set(
         "get",
         lua.create_function(move |lua, key: String| {
-            match s
-                .get(&script_name(lua)?, &key)
-                .map_err(mlua::Error::runtime)?
-            {
+            match s.get(&script_name(lua)?, &key).map_err(mlua::Error::runtime)? {
                 Some(v) => from_json(lua, &v),
                 None => Ok(Value::Nil),
             }
@@ -146,31 +129,20 @@ pub fn module(lua: &Lua, store: Arc<KvStore>) -> mlua::Result<Table> {
         lua.create_function(move |lua, (key, value): (String, Value)| {
             let json = match value {
                 Value::Nil => None,
-                Value::String(_)
-                | Value::Number(_)
-                | Value::Integer(_)
-                | Value::Boolean(_)
-                | Value::Table(_) => Some(
-                    to_json(&value)
-                        .map_err(|e| mlua::Error::runtime(format!("goop.kv.set: {e}")))?,
-                ),
+                Value::String(_) | Value::Number(_) | Value::Integer(_) | Value::Boolean(_) | Value::Table(_) => {
+                    Some(to_json(&value).map_err(|e| mlua::Error::runtime(format!("goop.kv.set: {e}")))?)
+                }
                 other => {
-                    return Err(mlua::Error::runtime(format!(
-                        "goop.kv.set: cannot store a {}",
-                        other.type_name()
-                    )))
+                    return Err(mlua::Error::runtime(format!("goop.kv.set: cannot store a {}", other.type_name())))
                 }
             };
-            s.put(&script_name(lua)?, &key, json)
-                .map_err(mlua::Error::runtime)
+            s.put(&script_name(lua)?, &key, json).map_err(mlua::Error::runtime)
         })?,
     )?;
     t.set(
         "del",
         lua.create_function(move |lua, key: String| {
-            store
-                .put(&script_name(lua)?, &key, None)
-                .map_err(mlua::Error::runtime)
+            store.put(&script_name(lua)?, &key, None).map_err(mlua::Error::runtime)
         })?,
     )?;
     Ok(t)

@@ -19,10 +19,7 @@ fn emit(lua: &Lua, level: Level, args: MultiValue) -> mlua::Result<()> {
         }
         text.push_str(&v.to_string()?);
     }
-    let script = lua
-        .app_data_ref::<Invocation>()
-        .map(|i| i.script().to_string())
-        .unwrap_or_default();
+    let script = lua.app_data_ref::<Invocation>().map(|i| i.script().to_string()).unwrap_or_default();
     match level {
         Level::Info => tracing::info!(target: "goop::script", script = %script, "{text}"),
         Level::Warn => tracing::warn!(target: "goop::script", script = %script, "{text}"),
@@ -34,15 +31,8 @@ fn emit(lua: &Lua, level: Level, args: MultiValue) -> mlua::Result<()> {
 /// Builds `goop.log` with `info`, `warn` and `error`.
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    for (name, level) in [
-        ("info", Level::Info),
-        ("warn", Level::Warn),
-        ("error", Level::Error),
-    ] {
-        t.set(
-            name,
-            lua.create_function(move |lua, args: MultiValue| emit(lua, level, args))?,
-        )?;
+    for (name, level) in [("info", Level::Info), ("warn", Level::Warn), ("error", Level::Error)] {
+        t.set(name, lua.create_function(move |lua, args: MultiValue| emit(lua, level, args))?)?;
     }
     Ok(t)
 }

@@ -67,9 +67,6 @@ pub fn call(engine: &Engine, name: &str, params: Value) -> Result<Value, Error> 
 /// A one-script engine whose `handle` returns the value of `expr` as a string.
 pub fn eval(expr: &str) -> Result<Option<String>, Error> {
     let site = Site::new();
-    site.write(
-        "t.lua",
-        &format!("function handle(args) return tostring({expr}) end"),
-    );
+    site.write("t.lua", &format!("function handle(args) return tostring({expr}) end"));
     cmd(&site.engine(), "t", "")
 }
