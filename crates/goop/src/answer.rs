@@ -25,37 +25,16 @@ pub struct Function {
 
 impl Answer {
     pub fn result(value: Value) -> Self {
-        Answer {
-            ok: true,
-            result: Some(value),
-            functions: None,
-            error: None,
-        }
+        Answer { ok: true, result: Some(value), functions: None, error: None }
     }
 
     pub fn error(message: impl Into<String>) -> Self {
-        Answer {
-            ok: false,
-            result: None,
-            functions: None,
-            error: Some(message.into()),
-        }
+        Answer { ok: false, result: None, functions: None, error: Some(message.into()) }
     }
 
     pub fn functions(list: Vec<FunctionInfo>) -> Self {
-        let functions = list
-            .into_iter()
-            .map(|f| Function {
-                name: f.name,
-                description: f.description,
-            })
-            .collect();
-        Answer {
-            ok: true,
-            result: None,
-            functions: Some(functions),
-            error: None,
-        }
+        let functions = list.into_iter().map(|f| Function { name: f.name, description: f.description }).collect();
+        Answer { ok: true, result: None, functions: Some(functions), error: None }
     }
 
     /// From an engine call's outcome.

@@ -12,16 +12,9 @@ pub const FILE: &str = "goop.json";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    Read { file: PathBuf, source: std::io::Error },
     #[error("{file}: {field}: {message}")]
-    Invalid {
-        file: PathBuf,
-        field: String,
-        message: String,
-    },
+    Invalid { file: PathBuf, field: String, message: String },
 }
 
 /// The whole `goop.json`.
@@ -30,6 +23,23 @@ pub enum ConfigError {
 pub struct PeerConfig {
     pub profile: Profile,
     pub lua: Lua,
+    pub p2p: P2p,
+}
+
+/// How the peer finds others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2p {
+    /// Discover peers on the local network.
+    pub mdns: bool,
+    /// Multiaddrs dialed at start.
+    pub bootstrap: Vec<String>,
+}
+
+impl Default for P2p {
+    fn default() -> Self {
+        P2p { mdns: true, bootstrap: Vec::new() }
+    }
 }
 
 /// Who this peer says it is, for display only.
@@ -52,6 +62,8 @@ pub struct Lua {
     pub http_enabled: bool,
     pub kv_enabled: bool,
     pub hot_reload: bool,
+    /// Lets `goop.http` reach 127.0.0.1/::1. For tests and local development only.
+    pub http_allow_loopback: bool,
 }
 
 impl Default for Lua {
@@ -66,6 +78,7 @@ impl Default for Lua {
             http_enabled: true,
             kv_enabled: true,
             hot_reload: true,
+            http_allow_loopback: false,
         }
     }
 }
@@ -75,11 +88,9 @@ impl PeerConfig {
     pub fn load(dir: &Path) -> Result<PeerConfig, ConfigError> {
         let file = dir.join(FILE);
         match std::fs::read_to_string(&file) {
-            Ok(text) => PeerConfig::parse(&text).map_err(|(field, message)| ConfigError::Invalid {
-                file,
-                field,
-                message,
-            }),
+            Ok(text) => {
+                PeerConfig::parse(&text).map_err(|(field, message)| ConfigError::Invalid { file, field, message })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PeerConfig::default()),
             Err(source) => Err(ConfigError::Read { file, source }),
         }
@@ -90,11 +101,7 @@ impl PeerConfig {
         let de = &mut serde_json::Deserializer::from_str(text);
         let config: PeerConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path == "." {
-                "(top level)".to_string()
-            } else {
-                path
-            };
+            let field = if path == "." { "(top level)".to_string() } else { path };
             (field, e.into_inner().to_string())
         })?;
         config.validate()?;
@@ -106,17 +113,17 @@ impl PeerConfig {
         in_range("lua.timeout_seconds", lua.timeout_seconds, 1, 60)?;
         in_range("lua.max_memory_mb", lua.max_memory_mb as u64, 1, 1024)?;
         let dir = Path::new(&lua.script_dir);
-        let inside = dir
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        let inside = dir.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
         if lua.script_dir.is_empty() || !inside {
             return Err((
                 "lua.script_dir".into(),
-                format!(
-                    "must be a relative path inside the peer folder, got {:?}",
-                    lua.script_dir
-                ),
+                format!("must be a relative path inside the peer folder, got {:?}", lua.script_dir),
             ));
+        }
+        for (i, addr) in self.p2p.bootstrap.iter().enumerate() {
+            if let Err(e) = addr.parse::<libp2p::Multiaddr>() {
+                return Err((format!("p2p.bootstrap[{i}]"), format!("not a multiaddr ({e}): {addr:?}")));
+            }
         }
         Ok(())
     }
@@ -140,10 +147,7 @@ fn in_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), (String, 
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err((
-            field.into(),
-            format!("must be between {min} and {max}, got {value}"),
-        ))
+        Err((field.into(), format!("must be between {min} and {max}, got {value}")))
     }
 }
 
@@ -157,10 +161,7 @@ mod tests {
         assert!(!c.lua.enabled);
         assert_eq!(c.lua.script_dir, "site/lua");
         assert_eq!((c.lua.timeout_seconds, c.lua.max_memory_mb), (5, 10));
-        assert_eq!(
-            (c.lua.rate_limit_per_peer, c.lua.rate_limit_global),
-            (30, 120)
-        );
+        assert_eq!((c.lua.rate_limit_per_peer, c.lua.rate_limit_global), (30, 120));
         assert!(c.lua.http_enabled && c.lua.kv_enabled && c.lua.hot_reload);
     }
 
@@ -181,11 +182,9 @@ mod tests {
             (r#"{"lua": {"timeout_seconds": 0}}"#, "lua.timeout_seconds"),
             (r#"{"lua": {"timeout_seconds": 61}}"#, "lua.timeout_seconds"),
             (r#"{"lua": {"max_memory_mb": 2000}}"#, "lua.max_memory_mb"),
-            (
-                r#"{"lua": {"script_dir": "../elsewhere"}}"#,
-                "lua.script_dir",
-            ),
+            (r#"{"lua": {"script_dir": "../elsewhere"}}"#, "lua.script_dir"),
             (r#"{"lua": {"script_dir": "/etc"}}"#, "lua.script_dir"),
+            (r#"{"p2p": {"bootstrap": ["/ip4/1.2.3.4/tcp/1", "nonsense"]}}"#, "p2p.bootstrap[1]"),
         ] {
             assert_eq!(PeerConfig::parse(json).unwrap_err().0, field, "{json}");
         }

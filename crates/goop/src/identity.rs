@@ -19,19 +19,14 @@ pub enum IdentityError {
 /// Loads `dir/identity.key`, creating it (mode 0600) when it does not exist.
 pub fn load_or_create(dir: &Path) -> Result<Keypair, IdentityError> {
     let path = dir.join(FILE);
-    let io = |e: std::io::Error| IdentityError::Io {
-        path: path.clone(),
-        message: e.to_string(),
-    };
+    let io = |e: std::io::Error| IdentityError::Io { path: path.clone(), message: e.to_string() };
     match std::fs::read(&path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes)
-            .map_err(|_| IdentityError::Invalid(path.clone())),
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|_| IdentityError::Invalid(path.clone())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = Keypair::generate_ed25519();
-            let bytes = key.to_protobuf_encoding().map_err(|e| IdentityError::Io {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            let bytes = key
+                .to_protobuf_encoding()
+                .map_err(|e| IdentityError::Io { path: path.clone(), message: e.to_string() })?;
             std::fs::create_dir_all(dir).map_err(io)?;
             write_private(&path, &bytes).map_err(io)?;
             Ok(key)
@@ -50,11 +45,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     // create_new: never clobber a key another process just wrote.
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -77,10 +68,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(FILE))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -89,9 +77,6 @@ mod tests {
     fn garbage_key_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE), b"not a key").unwrap();
-        assert!(matches!(
-            load_or_create(dir.path()),
-            Err(IdentityError::Invalid(_))
-        ));
+        assert!(matches!(load_or_create(dir.path()), Err(IdentityError::Invalid(_))));
     }
 }

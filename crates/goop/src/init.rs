@@ -6,30 +6,12 @@ use crate::config::{self, PeerConfig};
 
 /// Files of the starter site, relative to the peer folder, embedded in the binary.
 const STARTER: &[(&str, &str)] = &[
-    (
-        "site/index.html",
-        include_str!("../starter/site/index.html"),
-    ),
-    (
-        "site/lua/help.lua",
-        include_str!("../starter/site/lua/help.lua"),
-    ),
-    (
-        "site/lua/echo.lua",
-        include_str!("../starter/site/lua/echo.lua"),
-    ),
-    (
-        "site/lua/greet.lua",
-        include_str!("../starter/site/lua/greet.lua"),
-    ),
-    (
-        "site/lua/time.lua",
-        include_str!("../starter/site/lua/time.lua"),
-    ),
-    (
-        "site/lua/functions/hello.lua",
-        include_str!("../starter/site/lua/functions/hello.lua"),
-    ),
+    ("site/index.html", include_str!("../starter/site/index.html")),
+    ("site/lua/help.lua", include_str!("../starter/site/lua/help.lua")),
+    ("site/lua/echo.lua", include_str!("../starter/site/lua/echo.lua")),
+    ("site/lua/greet.lua", include_str!("../starter/site/lua/greet.lua")),
+    ("site/lua/time.lua", include_str!("../starter/site/lua/time.lua")),
+    ("site/lua/functions/hello.lua", include_str!("../starter/site/lua/functions/hello.lua")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +19,7 @@ pub enum InitError {
     #[error("{0} already exists; refusing to overwrite a peer folder")]
     Exists(PathBuf),
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 /// Creates the peer folder `dir` and returns the files written. Never overwrites a file.
@@ -52,16 +31,12 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
     // `init` is the owner's opt-in to scripting.
     let mut config = PeerConfig::default();
     config.lua.enabled = true;
-    let mut json = serde_json::to_string_pretty(&config).map_err(|e| InitError::Write {
-        path: config_file.clone(),
-        source: std::io::Error::other(e),
-    })?;
+    let mut json = serde_json::to_string_pretty(&config)
+        .map_err(|e| InitError::Write { path: config_file.clone(), source: std::io::Error::other(e) })?;
     json.push('\n');
 
     let mut written = Vec::new();
-    for (rel, content) in
-        std::iter::once((config::FILE, json.as_str())).chain(STARTER.iter().copied())
-    {
+    for (rel, content) in std::iter::once((config::FILE, json.as_str())).chain(STARTER.iter().copied()) {
         let path = dir.join(rel);
         if path.exists() {
             continue; // keep whatever the owner already has
@@ -72,10 +47,7 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
             }
             std::fs::write(&path, content)
         };
-        write().map_err(|source| InitError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        write().map_err(|source| InitError::Write { path: path.clone(), source })?;
         written.push(path);
     }
     Ok(written)

@@ -8,4 +8,5 @@ pub mod init;
 pub mod local;
 pub mod node;
 pub mod protocol;
+pub mod remote;
 pub mod store;

@@ -8,9 +8,6 @@ use serde_json::Value;
 use crate::answer::Answer;
 use crate::config::{ConfigError, PeerConfig};
 
-/// The peer's own ID until peers have identities of their own.
-pub const LOCAL_PEER_ID: &str = "12D3KooWLocalPeer";
-
 /// Why a local command could not run at all (exit status 2).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -20,6 +17,8 @@ pub enum SetupError {
     Disabled(String),
     #[error(transparent)]
     Engine(#[from] goop_script::Error),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
 }
 
 /// What a command prints and how it exits.
@@ -32,6 +31,8 @@ pub struct Outcome {
 /// A peer folder opened for one command.
 pub struct LocalPeer {
     pub config: PeerConfig,
+    /// This peer's ID, from its identity key.
+    pub id: String,
     pub engine: Engine,
 }
 
@@ -40,34 +41,26 @@ impl LocalPeer {
     pub fn open(dir: &Path) -> Result<LocalPeer, SetupError> {
         let config = PeerConfig::load(dir)?;
         if !config.lua.enabled {
-            return Err(SetupError::Disabled(
-                dir.join(crate::config::FILE).display().to_string(),
-            ));
+            return Err(SetupError::Disabled(dir.join(crate::config::FILE).display().to_string()));
         }
-        let mut engine_config =
-            config.engine_config(dir, Peer::new(LOCAL_PEER_ID, config.profile.label.clone()));
+        let id = crate::identity::peer_id(dir)?.to_string();
+        let mut engine_config = config.engine_config(dir, Peer::new(id.clone(), config.profile.label.clone()));
         engine_config.hot_reload = false; // the command exits right after one call
         let engine = Engine::new(engine_config)?;
-        Ok(LocalPeer { config, engine })
+        Ok(LocalPeer { config, id, engine })
     }
 
     /// The caller: `--as`/`--label`, or the peer itself.
     pub fn caller(&self, id: Option<String>, label: Option<String>) -> Peer {
         match id {
             Some(id) => Peer::new(id, label.unwrap_or_default()),
-            None => Peer::new(
-                LOCAL_PEER_ID,
-                label.unwrap_or_else(|| self.config.profile.label.clone()),
-            ),
+            None => Peer::new(self.id.clone(), label.unwrap_or_else(|| self.config.profile.label.clone())),
         }
     }
 
     pub fn call(&self, caller: &Peer, function: &str, params: &Value) -> Outcome {
         let answer = Answer::from_call(self.engine.call(caller, function, params));
-        Outcome {
-            success: answer.ok,
-            stdout: answer.to_line() + "\n",
-        }
+        Outcome { success: answer.ok, stdout: answer.to_line() + "\n" }
     }
 
     pub fn cmd(&self, caller: &Peer, message: &str) -> Outcome {
@@ -75,17 +68,11 @@ impl LocalPeer {
             ChatReply::Text(text) => text + "\n",
             ChatReply::Silent | ChatReply::NotACommand => String::new(),
         };
-        Outcome {
-            stdout,
-            success: true,
-        }
+        Outcome { stdout, success: true }
     }
 
     pub fn list(&self) -> Outcome {
-        Outcome {
-            stdout: Answer::functions(self.engine.functions()).to_line() + "\n",
-            success: true,
-        }
+        Outcome { stdout: Answer::functions(self.engine.functions()).to_line() + "\n", success: true }
     }
 
     /// `ok NAME` or `error NAME: file:line: message` per script file, paths relative to `dir`.
@@ -97,17 +84,9 @@ impl LocalPeer {
                 None => stdout.push_str(&format!("ok {}\n", script.name)),
                 Some(e) => {
                     success = false;
-                    let file = e
-                        .file
-                        .strip_prefix(dir)
-                        .unwrap_or(&e.file)
-                        .display()
-                        .to_string();
+                    let file = e.file.strip_prefix(dir).unwrap_or(&e.file).display().to_string();
                     let line = e.line.map(|l| format!(":{l}")).unwrap_or_default();
-                    stdout.push_str(&format!(
-                        "error {}: {file}{line}: {}\n",
-                        script.name, e.message
-                    ));
+                    stdout.push_str(&format!("error {}: {file}{line}: {}\n", script.name, e.message));
                 }
             }
         }

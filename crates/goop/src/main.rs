@@ -8,11 +8,7 @@ use clap::{Parser, Subcommand};
 use goop::local::{LocalPeer, Outcome};
 
 #[derive(Parser)]
-#[command(
-    name = "goop",
-    version,
-    about = "A programmable peer for the peer-to-peer web"
-)]
+#[command(name = "goop", version, about = "A programmable peer for the peer-to-peer web")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,34 +93,17 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 stdout.push_str(&format!("created {}\n", path.display()));
             }
             stdout.push_str(&format!("next: goop cmd --dir {} '!help'\n", dir.display()));
-            Outcome {
-                stdout,
-                success: true,
-            }
+            Outcome { stdout, success: true }
         }
-        Command::Call {
-            dir,
-            caller,
-            function,
-            params,
-        } => {
+        Command::Call { dir, caller, function, params } => {
             let params = match params {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("invalid PARAMS_JSON: {e}"))?,
+                Some(text) => serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("invalid PARAMS_JSON: {e}"))?,
                 None => serde_json::json!({}),
             };
             let peer = LocalPeer::open(&dir)?;
-            peer.call(
-                &peer.caller(caller.as_peer, caller.label),
-                &function,
-                &params,
-            )
+            peer.call(&peer.caller(caller.as_peer, caller.label), &function, &params)
         }
-        Command::Cmd {
-            dir,
-            caller,
-            message,
-        } => {
+        Command::Cmd { dir, caller, message } => {
             let peer = LocalPeer::open(&dir)?;
             peer.cmd(&peer.caller(caller.as_peer, caller.label), &message)
         }

@@ -4,11 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn goop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_goop"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("goop runs")
+    Command::new(env!("CARGO_BIN_EXE_goop")).args(args).env_remove("RUST_LOG").output().expect("goop runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -48,31 +44,20 @@ fn init_creates_a_working_peer_and_never_overwrites() {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
     let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("goop.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("goop.json")).unwrap()).unwrap();
     assert_eq!(config["lua"]["enabled"], true);
     std::fs::write(dir.path().join("site/lua/echo.lua"), "-- mine").unwrap();
     let again = goop(&["init", dir.path().to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2));
-    assert!(
-        stderr(&again).contains("already exists"),
-        "{}",
-        stderr(&again)
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("site/lua/echo.lua")).unwrap(),
-        "-- mine"
-    );
+    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert_eq!(std::fs::read_to_string(dir.path().join("site/lua/echo.lua")).unwrap(), "-- mine");
 }
 
 #[test]
 fn cmd_runs_chat_commands() {
     let dir = peer();
     let d = dir.path();
-    assert_eq!(
-        stdout(&run_in(d, &["cmd", "!help"])),
-        "Available commands:\n  !echo\n  !greet\n  !help\n  !time\n"
-    );
+    assert_eq!(stdout(&run_in(d, &["cmd", "!help"])), "Available commands:\n  !echo\n  !greet\n  !help\n  !time\n");
     assert_eq!(stdout(&run_in(d, &["cmd", "!echo hi"])), "You said: hi\n");
     assert_eq!(stdout(&run_in(d, &["cmd", "!ECHO hi"])), "You said: hi\n");
     let unknown = run_in(d, &["cmd", "!nope"]);
@@ -81,115 +66,56 @@ fn cmd_runs_chat_commands() {
     let plain = run_in(d, &["cmd", "hello there"]);
     assert_eq!(stdout(&plain), "");
     assert!(plain.status.success());
-    assert_eq!(
-        stdout(&run_in(
-            d,
-            &[
-                "cmd",
-                "--as",
-                "12D3KooWAbcdefgh",
-                "--label",
-                "Ann",
-                "!greet"
-            ]
-        )),
-        "Hello, Ann!\n"
-    );
-    assert_eq!(
-        stdout(&run_in(d, &["cmd", "--as", "12D3KooWAbcdefgh", "!greet"])),
-        "Hello, peer 12D3KooW...!\n"
-    );
+    assert_eq!(stdout(&run_in(d, &["cmd", "--as", "12D3KooWAbcdefgh", "--label", "Ann", "!greet"])), "Hello, Ann!\n");
+    assert_eq!(stdout(&run_in(d, &["cmd", "--as", "12D3KooWAbcdefgh", "!greet"])), "Hello, peer 12D3KooW...!\n");
     let time = stdout(&run_in(d, &["cmd", "!time"]));
-    assert!(
-        time.ends_with(" UTC\n") && time.len() == "2026-01-01 00:00:00 UTC\n".len(),
-        "{time}"
-    );
+    assert!(time.ends_with(" UTC\n") && time.len() == "2026-01-01 00:00:00 UTC\n".len(), "{time}");
 }
 
 #[test]
 fn call_prints_the_data_protocol_answer() {
     let dir = peer();
     let d = dir.path();
-    let ok = run_in(
-        d,
-        &[
-            "call",
-            "--as",
-            "12D3KooWVisitor",
-            "hello",
-            r#"{"name":"Bo"}"#,
-        ],
-    );
-    assert_eq!(
-        stdout(&ok),
-        "{\"ok\":true,\"result\":{\"caller\":\"12D3KooWVisitor\",\"message\":\"Hello, Bo!\"}}\n"
-    );
+    let ok = run_in(d, &["call", "--as", "12D3KooWVisitor", "hello", r#"{"name":"Bo"}"#]);
+    assert_eq!(stdout(&ok), "{\"ok\":true,\"result\":{\"caller\":\"12D3KooWVisitor\",\"message\":\"Hello, Bo!\"}}\n");
     assert_eq!(ok.status.code(), Some(0));
-    let labelled = run_in(
-        d,
-        &["call", "--as", "12D3KooWVisitor", "--label", "Cy", "hello"],
-    );
-    assert!(
-        stdout(&labelled).contains("Hello, Cy!"),
-        "{}",
-        stdout(&labelled)
-    );
+    let labelled = run_in(d, &["call", "--as", "12D3KooWVisitor", "--label", "Cy", "hello"]);
+    assert!(stdout(&labelled).contains("Hello, Cy!"), "{}", stdout(&labelled));
 
     let missing = run_in(d, &["call", "nope"]);
-    assert_eq!(
-        stdout(&missing),
-        "{\"ok\":false,\"error\":\"function not found: nope\"}\n"
-    );
+    assert_eq!(stdout(&missing), "{\"ok\":false,\"error\":\"function not found: nope\"}\n");
     assert_eq!(missing.status.code(), Some(1));
 
-    std::fs::write(
-        d.join("site/lua/functions/fail.lua"),
-        "function call(r)\n  error('needs a name')\nend",
-    )
-    .unwrap();
+    std::fs::write(d.join("site/lua/functions/fail.lua"), "function call(r)\n  error('needs a name')\nend").unwrap();
     let fail = run_in(d, &["call", "fail"]);
-    assert_eq!(
-        stdout(&fail),
-        "{\"ok\":false,\"error\":\"functions/fail.lua:2: needs a name\"}\n"
-    );
+    assert_eq!(stdout(&fail), "{\"ok\":false,\"error\":\"functions/fail.lua:2: needs a name\"}\n");
     assert_eq!(fail.status.code(), Some(1));
 
     let bad_params = run_in(d, &["call", "hello", "{not json"]);
     assert_eq!(bad_params.status.code(), Some(2));
-    assert!(
-        stderr(&bad_params).contains("PARAMS_JSON"),
-        "{}",
-        stderr(&bad_params)
-    );
+    assert!(stderr(&bad_params).contains("PARAMS_JSON"), "{}", stderr(&bad_params));
 }
 
 #[test]
 fn list_prints_the_lua_list_answer() {
     let dir = peer();
     let out = run_in(dir.path(), &["list"]);
-    assert_eq!(stdout(&out), "{\"ok\":true,\"functions\":[{\"name\":\"hello\",\"description\":\"Greets the caller\"}]}\n");
+    assert_eq!(
+        stdout(&out),
+        "{\"ok\":true,\"functions\":[{\"name\":\"hello\",\"description\":\"Greets the caller\"}]}\n"
+    );
 }
 
 #[test]
 fn check_reports_broken_scripts_and_the_rest_still_work() {
     let dir = peer();
     let d = dir.path();
-    assert_eq!(
-        stdout(&run_in(d, &["check"])),
-        "ok echo\nok hello\nok greet\nok help\nok time\n"
-    );
-    std::fs::write(
-        d.join("site/lua/bad.lua"),
-        "function handle()\n  return 1 +\nend\n",
-    )
-    .unwrap();
+    assert_eq!(stdout(&run_in(d, &["check"])), "ok echo\nok hello\nok greet\nok help\nok time\n");
+    std::fs::write(d.join("site/lua/bad.lua"), "function handle()\n  return 1 +\nend\n").unwrap();
     let out = run_in(d, &["check"]);
     assert_eq!(out.status.code(), Some(1));
     let first = stdout(&out).lines().next().unwrap_or_default().to_string();
-    assert!(
-        first.starts_with("error bad: site/lua/bad.lua:3: "),
-        "{first}"
-    );
+    assert!(first.starts_with("error bad: site/lua/bad.lua:3: "), "{first}");
     assert_eq!(stdout(&run_in(d, &["cmd", "!echo x"])), "You said: x\n");
 }
 
@@ -198,50 +124,21 @@ fn disabled_scripting_and_bad_config_exit_2() {
     let dir = peer();
     let d = dir.path();
     std::fs::write(d.join("goop.json"), r#"{"lua": {"enabled": false}}"#).unwrap();
-    for args in [
-        &["cmd", "!help"][..],
-        &["call", "hello"],
-        &["list"],
-        &["check"],
-    ] {
+    for args in [&["cmd", "!help"][..], &["call", "hello"], &["list"], &["check"]] {
         let out = run_in(d, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(
-            stderr(&out).contains("lua scripting is disabled"),
-            "{}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains("lua scripting is disabled"), "{}", stderr(&out));
     }
-    std::fs::write(
-        d.join("goop.json"),
-        r#"{"lua": {"enabled": true, "timeot_seconds": 5}}"#,
-    )
-    .unwrap();
+    std::fs::write(d.join("goop.json"), r#"{"lua": {"enabled": true, "timeot_seconds": 5}}"#).unwrap();
     let out = run_in(d, &["list"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("lua.timeot_seconds"),
-        "{}",
-        stderr(&out)
-    );
-    std::fs::write(
-        d.join("goop.json"),
-        r#"{"lua": {"enabled": true, "timeout_seconds": 0}}"#,
-    )
-    .unwrap();
+    assert!(stderr(&out).contains("lua.timeot_seconds"), "{}", stderr(&out));
+    std::fs::write(d.join("goop.json"), r#"{"lua": {"enabled": true, "timeout_seconds": 0}}"#).unwrap();
     let out = run_in(d, &["list"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("lua.timeout_seconds: must be between 1 and 60, got 0"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("lua.timeout_seconds: must be between 1 and 60, got 0"), "{}", stderr(&out));
     let empty = tempfile::tempdir().unwrap();
-    assert_eq!(
-        run_in(empty.path(), &["list"]).status.code(),
-        Some(2),
-        "no goop.json means scripting is off"
-    );
+    assert_eq!(run_in(empty.path(), &["list"]).status.code(), Some(2), "no goop.json means scripting is off");
 }
 
 #[test]

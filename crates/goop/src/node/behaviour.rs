@@ -28,27 +28,16 @@ pub struct Behaviour {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(75);
 
 fn protocol(id: StreamProtocol, bounds: Bounds) -> Protocol {
-    let config = request_response::Config::default()
-        .with_request_timeout(REQUEST_TIMEOUT)
-        .with_max_concurrent_streams(64);
-    request_response::Behaviour::with_codec(
-        BytesCodec::new(bounds),
-        [(id, ProtocolSupport::Full)],
-        config,
-    )
+    let config =
+        request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT).with_max_concurrent_streams(64);
+    request_response::Behaviour::with_codec(BytesCodec::new(bounds), [(id, ProtocolSupport::Full)], config)
 }
 
 impl Behaviour {
     pub fn new(key: &Keypair, mdns_enabled: bool) -> std::io::Result<Behaviour> {
         let peer_id = key.public().to_peer_id();
-        let mdns = if mdns_enabled {
-            Some(mdns::tokio::Behaviour::new(
-                mdns::Config::default(),
-                peer_id,
-            )?)
-        } else {
-            None
-        };
+        let mdns =
+            if mdns_enabled { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?) } else { None };
         Ok(Behaviour {
             identify: identify::Behaviour::new(
                 identify::Config::new("/goop/1.0.0".into(), key.public())

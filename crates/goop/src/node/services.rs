@@ -15,18 +15,10 @@ pub struct Labels(Arc<RwLock<HashMap<PeerId, String>>>);
 
 impl Labels {
     pub fn set(&self, peer: PeerId, label: String) {
-        self.0
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(peer, label);
+        self.0.write().unwrap_or_else(|p| p.into_inner()).insert(peer, label);
     }
     pub fn get(&self, peer: &PeerId) -> String {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(peer)
-            .cloned()
-            .unwrap_or_default()
+        self.0.read().unwrap_or_else(|p| p.into_inner()).get(peer).cloned().unwrap_or_default()
     }
 }
 
@@ -65,10 +57,7 @@ impl Services {
             }
         }
         tracing::info!(from = %from.id, label = %from.label, "message: {}", message.content);
-        if let Err(e) = self
-            .store
-            .save_message(&from.id, &from.label, &message.content)
-        {
+        if let Err(e) = self.store.save_message(&from.id, &from.label, &message.content) {
             tracing::warn!("cannot keep message from {}: {e}", from.id);
         }
         ChatOutcome::Done

@@ -22,8 +22,7 @@ pub struct ChatAck {
 
 /// Parses a message off the wire, refusing malformed or oversize ones.
 pub fn parse(bytes: &[u8]) -> Result<ChatMessage, String> {
-    let msg: ChatMessage =
-        serde_json::from_slice(bytes).map_err(|e| format!("malformed chat message: {e}"))?;
+    let msg: ChatMessage = serde_json::from_slice(bytes).map_err(|e| format!("malformed chat message: {e}"))?;
     if msg.content.len() > MAX_CONTENT {
         return Err(format!("chat message larger than {MAX_CONTENT} bytes"));
     }
@@ -31,22 +30,13 @@ pub fn parse(bytes: &[u8]) -> Result<ChatMessage, String> {
 }
 
 pub fn encode(content: &str) -> Vec<u8> {
-    serde_json::to_vec(&ChatMessage {
-        content: content.to_string(),
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(&ChatMessage { content: content.to_string() }).unwrap_or_default()
 }
 
 pub fn ack(result: Result<(), String>) -> Vec<u8> {
     let ack = match result {
-        Ok(()) => ChatAck {
-            ok: true,
-            error: None,
-        },
-        Err(e) => ChatAck {
-            ok: false,
-            error: Some(e),
-        },
+        Ok(()) => ChatAck { ok: true, error: None },
+        Err(e) => ChatAck { ok: false, error: Some(e) },
     };
     serde_json::to_vec(&ack).unwrap_or_default()
 }

@@ -30,10 +30,7 @@ async fn read_bounded<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io
     let mut buf = Vec::new();
     io.take(max as u64 + 1).read_to_end(&mut buf).await?;
     if buf.len() > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("message larger than {max} bytes"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("message larger than {max} bytes")));
     }
     Ok(buf)
 }
@@ -65,10 +62,7 @@ impl libp2p::request_response::Codec for BytesCodec {
         let answer = read_bounded(io, self.bounds.response).await?;
         // Every goop answer has a body; an empty one means the peer dropped the request.
         if answer.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the peer refused the request",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer refused the request"));
         }
         Ok(answer)
     }

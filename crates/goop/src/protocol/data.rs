@@ -9,12 +9,7 @@ use crate::answer::Answer;
 use crate::node::services::DataStore;
 
 /// Answers one raw data request from `caller`.
-pub fn handle(
-    engine: Option<&Arc<Engine>>,
-    store: &dyn DataStore,
-    caller: &Peer,
-    request: &[u8],
-) -> Value {
+pub fn handle(engine: Option<&Arc<Engine>>, store: &dyn DataStore, caller: &Peer, request: &[u8]) -> Value {
     let request: Value = match serde_json::from_slice(request) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => return error("malformed request: expected a JSON object"),
@@ -28,10 +23,7 @@ pub fn handle(
             let Some(function) = request.get("function").and_then(Value::as_str) else {
                 return error("lua-call needs a \"function\" name");
             };
-            let params = request
-                .get("params")
-                .cloned()
-                .unwrap_or(Value::Object(Default::default()));
+            let params = request.get("params").cloned().unwrap_or(Value::Object(Default::default()));
             to_value(Answer::from_call(engine.call(caller, function, &params)))
         }
         Some("lua-list") => match engine {

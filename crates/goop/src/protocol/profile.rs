@@ -14,21 +14,12 @@ pub struct Profile {
 }
 
 pub fn encode(label: &str) -> Vec<u8> {
-    serde_json::to_vec(&Profile {
-        label: label.to_string(),
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(&Profile { label: label.to_string() }).unwrap_or_default()
 }
 
 /// The label in an answer, cut to [`MAX_LABEL`] and without control characters.
 pub fn parse(bytes: &[u8]) -> String {
     serde_json::from_slice::<Profile>(bytes)
-        .map(|p| {
-            p.label
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(MAX_LABEL)
-                .collect()
-        })
+        .map(|p| p.label.chars().filter(|c| !c.is_control()).take(MAX_LABEL).collect())
         .unwrap_or_default()
 }

@@ -33,10 +33,7 @@ pub struct SiteHeader {
 /// What a site request resolves to.
 #[derive(Debug, PartialEq)]
 pub enum SiteAnswer {
-    File {
-        content_type: String,
-        bytes: Vec<u8>,
-    },
+    File { content_type: String, bytes: Vec<u8> },
     Refused(String),
 }
 
@@ -64,9 +61,7 @@ impl Site {
         if raw.len() > MAX_PATH {
             return Err("path too long".into());
         }
-        let decoded = percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| "path is not valid UTF-8".to_string())?;
+        let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| "path is not valid UTF-8".to_string())?;
         if decoded.contains(['\0', '\\']) {
             return Err("invalid path".into());
         }
@@ -77,26 +72,14 @@ impl Site {
                 _ => return Err("invalid path".into()),
             }
         }
-        let first = rel
-            .components()
-            .next()
-            .map(|c| c.as_os_str().to_string_lossy().to_lowercase());
+        let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().to_lowercase());
         if first.as_deref() == Some("lua") {
             return Err("not found".into());
         }
-        let root = self
-            .root
-            .canonicalize()
-            .map_err(|_| "not found".to_string())?;
-        let mut target = root
-            .join(rel)
-            .canonicalize()
-            .map_err(|_| "not found".to_string())?;
+        let root = self.root.canonicalize().map_err(|_| "not found".to_string())?;
+        let mut target = root.join(rel).canonicalize().map_err(|_| "not found".to_string())?;
         if target.is_dir() {
-            target = target
-                .join("index.html")
-                .canonicalize()
-                .map_err(|_| "not found".to_string())?;
+            target = target.join("index.html").canonicalize().map_err(|_| "not found".to_string())?;
         }
         // Symlinks are resolved above, so this catches links that leave the site or enter scripts.
         let scripts = self.scripts.canonicalize().ok();
@@ -120,14 +103,8 @@ fn read_file(path: &Path) -> SiteAnswer {
     }
     match std::fs::read(path) {
         Ok(bytes) if bytes.len() <= MAX_FILE => {
-            let content_type = mime_guess::from_path(path)
-                .first_or_octet_stream()
-                .essence_str()
-                .to_string();
-            SiteAnswer::File {
-                content_type,
-                bytes,
-            }
+            let content_type = mime_guess::from_path(path).first_or_octet_stream().essence_str().to_string();
+            SiteAnswer::File { content_type, bytes }
         }
         Ok(_) => SiteAnswer::Refused(format!("file larger than {} MB", MAX_FILE / (1024 * 1024))),
         Err(_) => SiteAnswer::Refused("not found".into()),
@@ -137,27 +114,12 @@ fn read_file(path: &Path) -> SiteAnswer {
 /// Encodes an answer for the wire.
 pub fn encode(answer: SiteAnswer) -> Vec<u8> {
     let (header, body) = match answer {
-        SiteAnswer::File {
-            content_type,
-            bytes,
-        } => (
-            SiteHeader {
-                ok: true,
-                size: Some(bytes.len()),
-                content_type: Some(content_type),
-                error: None,
-            },
-            bytes,
-        ),
-        SiteAnswer::Refused(e) => (
-            SiteHeader {
-                ok: false,
-                content_type: None,
-                size: None,
-                error: Some(e),
-            },
-            Vec::new(),
-        ),
+        SiteAnswer::File { content_type, bytes } => {
+            (SiteHeader { ok: true, size: Some(bytes.len()), content_type: Some(content_type), error: None }, bytes)
+        }
+        SiteAnswer::Refused(e) => {
+            (SiteHeader { ok: false, content_type: None, size: None, error: Some(e) }, Vec::new())
+        }
     };
     let mut out = serde_json::to_vec(&header).unwrap_or_default();
     out.push(b'\n');
@@ -167,12 +129,9 @@ pub fn encode(answer: SiteAnswer) -> Vec<u8> {
 
 /// Decodes a response: the header and the file's bytes.
 pub fn decode(response: &[u8]) -> Result<(SiteHeader, Vec<u8>), String> {
-    let newline = response
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or("malformed site response")?;
-    let header: SiteHeader = serde_json::from_slice(&response[..newline])
-        .map_err(|e| format!("malformed site response: {e}"))?;
+    let newline = response.iter().position(|b| *b == b'\n').ok_or("malformed site response")?;
+    let header: SiteHeader =
+        serde_json::from_slice(&response[..newline]).map_err(|e| format!("malformed site response: {e}"))?;
     Ok((header, response[newline + 1..].to_vec()))
 }
 
@@ -192,10 +151,7 @@ mod tests {
         std::fs::write(root.join("lua/.state/echo.json"), "{}").unwrap();
         std::fs::write(dir.path().join("goop.json"), "{}").unwrap();
         std::fs::write(dir.path().join("identity.key"), "key").unwrap();
-        let s = Site {
-            scripts: root.join("lua"),
-            root,
-        };
+        let s = Site { scripts: root.join("lua"), root };
         (dir, s)
     }
 
@@ -206,19 +162,10 @@ mod tests {
     #[test]
     fn serves_files_with_content_type() {
         let (_d, s) = site();
-        assert_eq!(
-            get(&s, "/"),
-            SiteAnswer::File {
-                content_type: "text/html".into(),
-                bytes: b"<h1>hi</h1>".to_vec()
-            }
-        );
+        assert_eq!(get(&s, "/"), SiteAnswer::File { content_type: "text/html".into(), bytes: b"<h1>hi</h1>".to_vec() });
         assert_eq!(
             get(&s, "/css/style.css"),
-            SiteAnswer::File {
-                content_type: "text/css".into(),
-                bytes: b"b{}".to_vec()
-            }
+            SiteAnswer::File { content_type: "text/css".into(), bytes: b"b{}".to_vec() }
         );
         assert_eq!(get(&s, "index.html"), get(&s, "/"));
     }
@@ -246,10 +193,7 @@ mod tests {
             "/css/%00.css",
             "/nope.html",
         ] {
-            assert!(
-                matches!(get(&s, path), SiteAnswer::Refused(_)),
-                "{path} should be refused"
-            );
+            assert!(matches!(get(&s, path), SiteAnswer::Refused(_)), "{path} should be refused");
         }
     }
 
@@ -260,30 +204,21 @@ mod tests {
         std::os::unix::fs::symlink(d.path().join("goop.json"), s.root.join("leak.json")).unwrap();
         std::os::unix::fs::symlink(s.root.join("lua"), s.root.join("scripts")).unwrap();
         assert!(matches!(get(&s, "/leak.json"), SiteAnswer::Refused(_)));
-        assert!(matches!(
-            get(&s, "/scripts/echo.lua"),
-            SiteAnswer::Refused(_)
-        ));
+        assert!(matches!(get(&s, "/scripts/echo.lua"), SiteAnswer::Refused(_)));
     }
 
     #[test]
     fn malformed_and_oversize_requests_are_refused() {
         let (_d, s) = site();
         assert!(matches!(s.answer(b"not json"), SiteAnswer::Refused(_)));
-        assert!(matches!(
-            get(&s, &"a/".repeat(1000)),
-            SiteAnswer::Refused(_)
-        ));
+        assert!(matches!(get(&s, &"a/".repeat(1000)), SiteAnswer::Refused(_)));
         std::fs::write(s.root.join("big.bin"), vec![0u8; MAX_FILE + 1]).unwrap();
         assert!(matches!(get(&s, "/big.bin"), SiteAnswer::Refused(_)));
     }
 
     #[test]
     fn wire_format_round_trips() {
-        let bytes = encode(SiteAnswer::File {
-            content_type: "text/plain".into(),
-            bytes: b"a\nb".to_vec(),
-        });
+        let bytes = encode(SiteAnswer::File { content_type: "text/plain".into(), bytes: b"a\nb".to_vec() });
         assert!(bytes.starts_with(br#"{"ok":true,"content_type":"text/plain","size":3}"#));
         let (h, body) = decode(&bytes).unwrap();
         assert!(h.ok);

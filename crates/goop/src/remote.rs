@@ -1,0 +1,95 @@
+//! The remote commands: `call`, `cmd`, `data` and `site` with `--peer`, run as DIR's identity.
+
+use std::path::Path;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde_json::Value;
+
+use crate::config::PeerConfig;
+use crate::identity;
+use crate::local::Outcome;
+use crate::node::{Node, NodeConfig, NodeError, Proto};
+use crate::protocol::site::{self, SiteRequest};
+
+/// Why a remote command could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The peer could not be reached (exit status 2).
+    #[error("{0}")]
+    Unreachable(String),
+    /// Local setup failed: config, identity, arguments (exit status 2).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A client-only node running as `dir`'s identity, connected to the peer at `addr`.
+pub struct Session {
+    pub node: Node,
+    pub peer: PeerId,
+}
+
+impl Session {
+    pub async fn open(dir: &Path, addr: &str) -> Result<Session, RemoteError> {
+        let addr: Multiaddr =
+            addr.parse().map_err(|e| RemoteError::Setup(format!("--peer {addr:?}: not a multiaddr: {e}")))?;
+        let config = PeerConfig::load(dir).map_err(|e| RemoteError::Setup(e.to_string()))?;
+        let key = identity::load_or_create(dir).map_err(|e| RemoteError::Setup(e.to_string()))?;
+        let node_config = NodeConfig { label: config.profile.label, ..NodeConfig::default() };
+        let node = Node::start(key, node_config, None).map_err(|e| RemoteError::Setup(e.to_string()))?;
+        let peer = tokio::time::timeout(Duration::from_secs(15), node.dial(addr.clone()))
+            .await
+            .map_err(|_| RemoteError::Unreachable(format!("cannot reach {addr}: timed out")))?
+            .map_err(|e| RemoteError::Unreachable(e.to_string()))?;
+        Ok(Session { node, peer })
+    }
+
+    async fn request(&self, proto: Proto, body: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
+        self.node.request(self.peer, proto, body).await.map_err(|e| match e {
+            NodeError::Request(m) => RemoteError::Unreachable(m),
+            other => RemoteError::Unreachable(other.to_string()),
+        })
+    }
+
+    /// Any data-protocol request; prints the answer, exit 1 unless `"ok": true`.
+    pub async fn data(&self, request: &Value) -> Result<Outcome, RemoteError> {
+        let body = serde_json::to_vec(request).map_err(|e| RemoteError::Setup(e.to_string()))?;
+        let answer = self.request(Proto::Data, body).await?;
+        let parsed: Value =
+            serde_json::from_slice(&answer).map_err(|e| RemoteError::Unreachable(format!("malformed answer: {e}")))?;
+        let success = parsed.get("ok") == Some(&Value::Bool(true));
+        Ok(Outcome { stdout: format!("{parsed}\n"), success })
+    }
+
+    /// `lua-call` of `function` with `params`.
+    pub async fn call(&self, function: &str, params: Value) -> Result<Outcome, RemoteError> {
+        self.data(&serde_json::json!({ "op": "lua-call", "function": function, "params": params })).await
+    }
+
+    /// Sends a direct message and prints the first message that comes back within `wait`.
+    pub async fn cmd(&self, message: &str, wait: Duration) -> Result<Outcome, RemoteError> {
+        let mut incoming = self.node.incoming();
+        self.node.send_chat(self.peer, message).await.map_err(|e| RemoteError::Unreachable(e.to_string()))?;
+        let reply = tokio::time::timeout(wait, async {
+            while let Ok(msg) = incoming.recv().await {
+                if msg.from == self.peer {
+                    return Some(msg.content);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        Ok(Outcome { stdout: reply.map(|r| r + "\n").unwrap_or_default(), success: true })
+    }
+
+    /// A site file's bytes, or the refusal.
+    pub async fn site(&self, path: &str) -> Result<Result<Vec<u8>, String>, RemoteError> {
+        let body = serde_json::to_vec(&SiteRequest { path: path.to_string() })
+            .map_err(|e| RemoteError::Setup(e.to_string()))?;
+        let answer = self.request(Proto::Site, body).await?;
+        let (header, bytes) = site::decode(&answer).map_err(RemoteError::Unreachable)?;
+        Ok(if header.ok { Ok(bytes) } else { Err(header.error.unwrap_or_else(|| "refused".into())) })
+    }
+}
