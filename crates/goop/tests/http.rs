@@ -321,6 +321,10 @@ fn redirects_are_followed_and_every_hop_is_checked() {
         assert!(out["err"].as_str().unwrap_or_default().contains("scheme"), "{to}: {out}");
         assert_eq!(server.connections(), before + 1, "{to}");
     }
+    // ureq reads an unparsable Location as a path on the same, already checked server.
+    let out = get(&s, &server.url("/redirect?to=file:///etc/passwd"));
+    assert!(!out["body"].as_str().unwrap_or_default().contains("root:"), "{out}");
+
     let out = get(&s, &server.url("/loop"));
     assert_eq!(out["err"], "too many redirects (max 5)");
 }

@@ -9,10 +9,15 @@
 //! too). A failure is `nil`, the reason, and the status if a response had started, else 0.
 //! POST sends `Content-Type: application/x-www-form-urlencoded` unless `headers` name one.
 //!
-//! Limits: http/https only; 3 requests per invocation; 1 MB per response body; each request
-//! must finish within the invocation's remaining time. Loopback, private, link-local, CGNAT,
-//! multicast, broadcast, unspecified, documentation and reserved addresses are unreachable,
-//! checked on every address the client connects to (see [`addr`] and [`resolve`]).
+//! Limits: http/https only; 3 requests per invocation (every call counts, refused ones too);
+//! 1 MB per response body; each request, redirects included, must finish within the
+//! invocation's remaining time; at most 5 redirects; no proxies.
+//!
+//! SSRF: loopback, private, link-local, CGNAT, multicast, broadcast, unspecified,
+//! documentation and reserved addresses are unreachable. The check sits in the resolver the
+//! client calls before each connection (first URL, every redirect hop, IP literals and each
+//! DNS answer), and the client connects only to the addresses it returned: see [`addr`] and
+//! `resolve.rs`.
 
 pub mod addr;
 mod client;
