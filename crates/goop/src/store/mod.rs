@@ -1,1 +1,146 @@
 //! The peer's SQLite store: schema, system columns, access policies, the data protocol's table operations, goop.db.
+//!
+//! One database per peer folder, `DIR/data.db`, in WAL mode. At open, goop's internal tables
+//! (`_goop_*`) are created and the site's `site/schema.sql` is applied (idempotently, see
+//! [`schema`]); `site/schema.json` gives the tables' access policies ([`policy`]).
+//!
+//! Three ways in, all blocking (call them off the async runtime's workers):
+//! - [`Store::data_request`]: the data protocol's `tables`/`describe`/`query`/`insert`/
+//!   `update`/`delete` for a caller peer ID ([`data`]);
+//! - [`DbModule`]: `goop.db` for data functions ([`db`], [`script`]);
+//! - [`Store::save_message`] / [`Store::inbox`]: chat messages that are not commands.
+//!
+//! User tables carry the system columns `_id INTEGER PRIMARY KEY AUTOINCREMENT`, `_owner`,
+//! `_created_at` and `_updated_at`, declared by the site's schema (as in the spec's). The data
+//! protocol stamps them and refuses to write a table that lacks any of them; reading such a
+//! table is allowed where its policy does not need `_owner`.
+
+pub mod data;
+pub mod db;
+mod error;
+pub mod guard;
+pub mod policy;
+mod pool;
+pub mod request;
+pub mod schema;
+pub mod script;
+pub mod value;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use db::DbModule;
+pub use error::StoreError;
+pub use policy::{Access, Policies, TablePolicy};
+pub use script::{Rows, Want};
+
+use pool::Pool;
+
+/// The database file in a peer folder.
+pub const DB_FILE: &str = "data.db";
+/// Messages kept in the inbox; older ones are dropped as new ones arrive.
+pub const MAX_INBOX: i64 = 10_000;
+/// Time an inbox operation may wait for a connection and the write lock.
+const INBOX_TIME: Duration = Duration::from_secs(5);
+
+/// A message kept in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: i64,
+    /// The sender's peer ID, as the transport authenticated it.
+    pub from_peer: String,
+    /// The sender's display label: text only, never identity.
+    pub from_label: String,
+    pub content: String,
+    /// UTC, `YYYY-MM-DD HH:MM:SS`.
+    pub received_at: String,
+}
+
+/// A peer's store. Cheap to clone; all clones share the connections.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    /// The peer's own ID: the one caller no policy restricts.
+    owner: String,
+    policies: Policies,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) `peer_dir/data.db`, applies `peer_dir/site/schema.sql` and reads
+    /// `peer_dir/site/schema.json`. `owner_id` is the peer's own ID.
+    pub fn open(peer_dir: &Path, owner_id: &str) -> Result<Store, StoreError> {
+        let path = peer_dir.join(DB_FILE);
+        let site = peer_dir.join("site");
+        let policies = Policies::load(&site.join("schema.json"))?;
+        {
+            let mut setup = pool::connect(&path)?;
+            let mode: String = setup
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(|source| StoreError::Open { path: path.clone(), source })?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                tracing::warn!("{}: journal mode is {mode}, not WAL", path.display());
+            }
+            schema::setup(&mut setup, &site.join("schema.sql"))?;
+        }
+        let pool = Pool::open(&path)?;
+        Ok(Store { inner: Arc::new(Inner { pool, owner: owner_id.to_string(), policies, path }) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The peer's own ID.
+    pub fn owner_id(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// The access policies from `schema.json`.
+    pub fn policies(&self) -> &Policies {
+        &self.inner.policies
+    }
+
+    /// Keeps a direct message that was not a command. The inbox keeps the last [`MAX_INBOX`].
+    pub fn save_message(&self, from: &str, label: &str, content: &str) -> Result<(), StoreError> {
+        let conn = self.inner.pool.get(Instant::now() + INBOX_TIME)?;
+        conn.busy_timeout(INBOX_TIME)?;
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO _goop_inbox (from_peer, from_label, content, received_at) \
+             VALUES (?, ?, ?, strftime('%Y-%m-%d %H:%M:%S', 'now'))",
+        )?;
+        insert.execute([from, label, content])?;
+        let id = conn.last_insert_rowid();
+        conn.prepare_cached("DELETE FROM _goop_inbox WHERE id <= ?")?.execute([id - MAX_INBOX])?;
+        Ok(())
+    }
+
+    /// The last `limit` messages, oldest first.
+    pub fn inbox(&self, limit: usize) -> Result<Vec<Message>, StoreError> {
+        let conn = self.inner.pool.get(Instant::now() + INBOX_TIME)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, from_peer, from_label, content, received_at FROM \
+             (SELECT * FROM _goop_inbox ORDER BY id DESC LIMIT ?) ORDER BY id",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let messages = stmt
+            .query_map([limit], |r| {
+                Ok(Message {
+                    id: r.get(0)?,
+                    from_peer: r.get(1)?,
+                    from_label: r.get(2)?,
+                    content: r.get(3)?,
+                    received_at: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(messages)
+    }
+}

@@ -1,0 +1,75 @@
+//! Why a store operation failed, worded for whoever reads it: the peer owner at startup, a
+//! remote caller in `{"ok":false,"error":…}`, or a script author in a Lua error.
+
+use std::path::PathBuf;
+
+use rusqlite::ErrorCode;
+
+/// A failed store operation. Its `Display` text is the message callers see.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is larger than {max} bytes")]
+    FileTooLarge { path: PathBuf, max: u64 },
+    #[error("{path}: statement {statement:?} failed: {source}")]
+    Schema { path: PathBuf, statement: String, source: rusqlite::Error },
+    #[error("{path}: {message}")]
+    Policy { path: PathBuf, message: String },
+    /// A data-protocol request that does not have the expected shape.
+    #[error("{0}")]
+    Request(String),
+    #[error("unknown op: {0}")]
+    UnknownOp(String),
+    /// The table's access policy refuses this caller.
+    #[error("not allowed: {op} on table {table} (policy: {policy})")]
+    Forbidden { op: &'static str, table: String, policy: &'static str },
+    /// The SQLite authorizer refused part of a statement.
+    #[error("not allowed: {0}")]
+    Denied(String),
+    #[error("{0}")]
+    WrongKind(&'static str),
+    #[error("only one statement per call")]
+    MultipleStatements,
+    #[error("more than {0} rows; add a LIMIT")]
+    TooManyRows(usize),
+    #[error("result larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("timeout: the query was stopped at the deadline")]
+    Timeout,
+    #[error("database busy: no connection before the deadline")]
+    Busy,
+    #[error("{0}")]
+    Sql(rusqlite::Error),
+}
+
+impl StoreError {
+    /// Maps a SQLite error to what it means here. `denied` is what the authorizer refused, if
+    /// it refused anything: SQLite itself only says "not authorized".
+    pub(crate) fn from_sql(e: rusqlite::Error, denied: Option<String>) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::OperationInterrupted) => return StoreError::Timeout,
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => return StoreError::Busy,
+            Some(ErrorCode::AuthorizationForStatementDenied) => {
+                return StoreError::Denied(denied.unwrap_or_else(|| "statement refused".into()))
+            }
+            _ => {}
+        }
+        // A tail refused by the authorizer surfaces as a prepare error too; name what was refused.
+        if let Some(what) = denied {
+            return StoreError::Denied(what);
+        }
+        match e {
+            rusqlite::Error::MultipleStatement => StoreError::MultipleStatements,
+            other => StoreError::Sql(other),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::from_sql(e, None)
+    }
+}

@@ -1,0 +1,186 @@
+//! Who may read and write each table through the data protocol: `site/schema.json`.
+//!
+//! ```json
+//! {"tables": {"games": {"read": "open", "insert": "none", "update": "none", "delete": "none"}}}
+//! ```
+//!
+//! Each of `read`, `insert`, `update`, `delete` is one of:
+//! - `open`: anyone, any row;
+//! - `own`: a remote caller only their own rows (`_owner` = their peer ID); an insert is
+//!   allowed and stamped with their ID;
+//! - `owner`: only the peer's owner;
+//! - `none`: nobody remote.
+//!
+//! Defaults, for tables or fields not named: read `open`, insert/update/delete `own`. The
+//! peer's owner is never restricted. A missing file means all defaults.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::error::StoreError;
+
+/// Largest `schema.json` accepted.
+pub const MAX_POLICY_BYTES: u64 = 256 * 1024;
+
+/// One access rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Open,
+    Own,
+    Owner,
+    None,
+}
+
+impl Access {
+    pub fn name(self) -> &'static str {
+        match self {
+            Access::Open => "open",
+            Access::Own => "own",
+            Access::Owner => "owner",
+            Access::None => "none",
+        }
+    }
+}
+
+/// The four rules of one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TablePolicy {
+    pub read: Access,
+    pub insert: Access,
+    pub update: Access,
+    pub delete: Access,
+}
+
+impl Default for TablePolicy {
+    fn default() -> Self {
+        TablePolicy { read: Access::Open, insert: Access::Own, update: Access::Own, delete: Access::Own }
+    }
+}
+
+/// What an operation is, for choosing the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Insert => "insert",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// The outcome for one caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Any row.
+    All,
+    /// Only rows whose `_owner` is the caller (for insert: stamped with the caller).
+    OwnRows,
+    Refused(Access),
+}
+
+/// The rules of all tables, from `schema.json`.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    /// Keyed by lower-case table name: SQLite names are case-insensitive.
+    tables: HashMap<String, TablePolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    tables: HashMap<String, TablePolicy>,
+}
+
+impl Policies {
+    /// Reads `path`; all defaults if it does not exist. Errors name the file and the field.
+    pub fn load(path: &Path) -> Result<Policies, StoreError> {
+        let text = match std::fs::metadata(path) {
+            Ok(m) if m.len() > MAX_POLICY_BYTES => {
+                return Err(StoreError::FileTooLarge { path: path.into(), max: MAX_POLICY_BYTES })
+            }
+            Ok(_) => std::fs::read_to_string(path).map_err(|source| StoreError::Read { path: path.into(), source })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Policies::default()),
+            Err(source) => return Err(StoreError::Read { path: path.into(), source }),
+        };
+        Policies::parse(&text).map_err(|message| StoreError::Policy { path: path.into(), message })
+    }
+
+    /// Parses the JSON text; the error names the field, e.g. `tables.games.read: unknown variant …`.
+    pub fn parse(text: &str) -> Result<Policies, String> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let file: File = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                e.inner().to_string()
+            } else {
+                format!("{path}: {}", e.inner())
+            }
+        })?;
+        let tables = file.tables.into_iter().map(|(name, policy)| (name.to_ascii_lowercase(), policy)).collect();
+        Ok(Policies { tables })
+    }
+
+    /// The rules of `table`.
+    pub fn table(&self, table: &str) -> TablePolicy {
+        self.tables.get(&table.to_ascii_lowercase()).copied().unwrap_or_default()
+    }
+
+    /// What `op` on `table` may do for a caller; `is_owner` when the caller is the peer's owner.
+    pub fn decide(&self, table: &str, op: Op, is_owner: bool) -> Decision {
+        if is_owner {
+            return Decision::All;
+        }
+        let rules = self.table(table);
+        let access = match op {
+            Op::Read => rules.read,
+            Op::Insert => rules.insert,
+            Op::Update => rules.update,
+            Op::Delete => rules.delete,
+        };
+        match access {
+            Access::Open => Decision::All,
+            Access::Own => Decision::OwnRows,
+            refused @ (Access::Owner | Access::None) => Decision::Refused(refused),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let p = Policies::parse(r#"{"tables":{"Games":{"insert":"none"}}}"#).unwrap();
+        assert_eq!(p.decide("games", Op::Read, false), Decision::All);
+        assert_eq!(p.decide("GAMES", Op::Insert, false), Decision::Refused(Access::None));
+        assert_eq!(p.decide("games", Op::Update, false), Decision::OwnRows);
+        assert_eq!(p.decide("games", Op::Insert, true), Decision::All);
+        assert_eq!(p.decide("other", Op::Delete, false), Decision::OwnRows);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Policies::parse(r#"{"tables":{"games":{"read":"opne"}}}"#).unwrap_err();
+        assert!(e.starts_with("tables.games.read: unknown variant `opne`"), "{e}");
+        let e = Policies::parse(r#"{"tables":{"games":{"raed":"open"}}}"#).unwrap_err();
+        assert!(e.contains("tables.games") && e.contains("unknown field `raed`"), "{e}");
+        let e = Policies::parse(r#"{"table":{}}"#).unwrap_err();
+        assert!(e.contains("unknown field `table`"), "{e}");
+        assert!(Policies::parse("[").is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! The database's shape: goop's internal tables, the site's `schema.sql`, and what user tables
+//! and columns exist.
+//!
+//! ## How `schema.sql` is applied
+//!
+//! It runs at every start, so it must be harmless to run again, even though the spec's schema
+//! uses plain `CREATE TABLE`. The rule:
+//!
+//! 1. SQLite splits the file into statements (by running it once on a scratch in-memory
+//!    database, which also checks it before the real one is touched).
+//! 2. A statement whose text (trimmed) was applied before, as recorded in `_goop_schema`, is
+//!    skipped. So seed `INSERT`s run once; editing a statement makes it a new one.
+//! 3. A new statement runs; if it creates an object that already exists, it is recorded and
+//!    skipped with a warning. Any other failure stops the start, and nothing of this run stays
+//!    applied (one transaction).
+//!
+//! So `schema.sql` is additive: to change an existing table, append an `ALTER TABLE`.
+
+use std::path::Path;
+
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::{Batch, Connection, OptionalExtension, TransactionBehavior};
+
+use super::error::StoreError;
+
+/// Largest `schema.sql` accepted.
+pub const MAX_SCHEMA_BYTES: u64 = 1024 * 1024;
+/// Longest table or column name the data protocol accepts.
+pub const MAX_NAME_LEN: usize = 64;
+/// Columns the system stamps on every user table.
+pub const SYSTEM_COLUMNS: [&str; 4] = ["_id", "_owner", "_created_at", "_updated_at"];
+
+const INTERNAL_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS _goop_schema (
+    statement  TEXT PRIMARY KEY,
+    applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS _goop_inbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    from_peer   TEXT NOT NULL,
+    from_label  TEXT NOT NULL,
+    content     TEXT NOT NULL,
+    received_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);";
+
+/// Tables no caller may name: goop's own and SQLite's.
+pub fn is_internal(table: &str) -> bool {
+    let lower = table.to_ascii_lowercase();
+    lower.starts_with("_goop_") || lower.starts_with("sqlite_")
+}
+
+/// A plain SQL identifier: letters, digits and `_`, not starting with a digit.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_NAME_LEN
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Creates goop's internal tables, then applies `schema` (the file's path) if it exists.
+pub fn setup(conn: &mut Connection, schema: &Path) -> Result<(), StoreError> {
+    conn.execute_batch(INTERNAL_TABLES)?;
+    let text = match std::fs::metadata(schema) {
+        Ok(m) if m.len() > MAX_SCHEMA_BYTES => {
+            return Err(StoreError::FileTooLarge { path: schema.into(), max: MAX_SCHEMA_BYTES })
+        }
+        Ok(_) => std::fs::read_to_string(schema).map_err(|source| StoreError::Read { path: schema.into(), source })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(StoreError::Read { path: schema.into(), source }),
+    };
+    let statements =
+        split(&text).map_err(|(statement, source)| StoreError::Schema { path: schema.into(), statement, source })?;
+    // IMMEDIATE: two processes starting on one folder apply it one after the other.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for statement in statements {
+        let done: Option<i64> =
+            tx.query_row("SELECT 1 FROM _goop_schema WHERE statement = ?", [&statement], |r| r.get(0)).optional()?;
+        if done.is_some() {
+            continue;
+        }
+        if let Err(source) = tx.prepare(&statement).and_then(|mut s| step_through(&mut s)) {
+            if !source.to_string().contains("already exists") {
+                return Err(StoreError::Schema { path: schema.into(), statement, source });
+            }
+            tracing::warn!("{}: skipped, object already exists: {statement}", schema.display());
+        }
+        tx.execute("INSERT INTO _goop_schema (statement) VALUES (?)", [&statement])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The statements of `sql` as SQLite splits them, each trimmed. Runs them on a scratch
+/// in-memory database, so later statements can refer to earlier ones.
+fn split(sql: &str) -> Result<Vec<String>, (String, rusqlite::Error)> {
+    let scratch = Connection::open_in_memory().map_err(|e| (String::new(), e))?;
+    let mut batch = Batch::new(&scratch, sql);
+    let mut out = Vec::new();
+    loop {
+        let mut stmt = match batch.next() {
+            Ok(Some(stmt)) => stmt,
+            Ok(None) => return Ok(out),
+            Err(e) => return Err((after(&out), e)),
+        };
+        let text = stmt.expanded_sql().unwrap_or_default();
+        let text = text.trim().trim_end_matches(';').trim().to_string();
+        step_through(&mut stmt).map_err(|e| (text.clone(), e))?;
+        out.push(text);
+    }
+}
+
+/// Runs a statement to its end. Rows it returns (a stray SELECT) are ignored, as in a batch.
+pub fn step_through(stmt: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+    let mut rows = stmt.raw_query();
+    while rows.next()?.is_some() {}
+    Ok(())
+}
+
+/// Names the place of a statement SQLite could not even parse.
+fn after(done: &[String]) -> String {
+    match done.last() {
+        Some(last) => format!("(the one after {last:?})"),
+        None => "(the first)".into(),
+    }
+}
+
+/// A column of a user table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    /// The declared type, as written (may be empty).
+    pub decl_type: String,
+}
+
+/// User tables (not internal) whose names are plain identifiers, in name order.
+pub fn user_tables(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(names.into_iter().filter(|n| is_identifier(n) && !is_internal(n)).collect())
+}
+
+/// The canonical name and columns of user table `name` (matched without regard to case), or
+/// `None` if there is no such user table.
+pub fn table(conn: &Connection, name: &str) -> Result<Option<(String, Vec<Column>)>, StoreError> {
+    if !is_identifier(name) || is_internal(name) {
+        return Ok(None);
+    }
+    let canonical: Option<String> = conn
+        .prepare_cached("SELECT name FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE")?
+        .query_row([name], |r| r.get(0))
+        .optional()?;
+    let Some(canonical) = canonical else { return Ok(None) };
+    let mut stmt = conn.prepare_cached("SELECT name, type FROM pragma_table_info(?) ORDER BY cid")?;
+    let columns = stmt
+        .query_map([&canonical], |r| Ok(Column { name: r.get(0)?, decl_type: r.get(1)? }))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((canonical, columns)))
+}
