@@ -50,5 +50,11 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
         write().map_err(|source| InitError::Write { path: path.clone(), source })?;
         written.push(path);
     }
+    let key = dir.join(crate::identity::FILE);
+    if !key.exists() {
+        crate::identity::load_or_create(dir)
+            .map_err(|e| InitError::Write { path: key.clone(), source: std::io::Error::other(e) })?;
+        written.push(key);
+    }
     Ok(written)
 }

@@ -9,4 +9,5 @@ pub mod local;
 pub mod node;
 pub mod protocol;
 pub mod remote;
+pub mod run;
 pub mod store;

@@ -1,11 +1,14 @@
 //! The `goop` command line: a thin layer over the `goop` library.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use goop::local::{LocalPeer, Outcome};
+use goop::remote::Session;
 
 #[derive(Parser)]
 #[command(name = "goop", version, about = "A programmable peer for the peer-to-peer web")]
@@ -18,10 +21,10 @@ struct Cli {
 #[derive(clap::Args)]
 struct Caller {
     /// Peer ID of the caller (default: this peer's own ID).
-    #[arg(long = "as", value_name = "PEER_ID")]
+    #[arg(long = "as", value_name = "PEER_ID", conflicts_with = "peer")]
     as_peer: Option<String>,
     /// Display label of the caller.
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", conflicts_with = "peer")]
     label: Option<String>,
 }
 
@@ -29,23 +32,64 @@ struct Caller {
 enum Command {
     /// Create a peer folder with a starter site and scripts.
     Init { dir: PathBuf },
+    /// Print this peer's ID.
+    Id {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run the peer: serve its scripts, data and site to other peers until Ctrl-C.
+    Run {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Address to listen on (repeatable; default /ip4/0.0.0.0/tcp/4001).
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// Peer to dial at start (repeatable).
+        #[arg(long, value_name = "MULTIADDR")]
+        connect: Vec<String>,
+    },
     /// Call a data function and print the data protocol's JSON answer.
     Call {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// Call the peer at this address instead of this folder's scripts.
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Option<String>,
         #[command(flatten)]
         caller: Caller,
         function: String,
         /// Request params as JSON (default {}).
         params: Option<String>,
     },
-    /// Send a chat message to this peer's scripts and print the reply.
+    /// Send a chat message and print the reply.
     Cmd {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// Send it to the peer at this address instead of this folder's scripts.
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Option<String>,
         #[command(flatten)]
         caller: Caller,
+        /// Seconds to wait for a remote reply.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
         message: String,
+    },
+    /// Send any data-protocol request and print the answer.
+    Data {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Option<String>,
+        request: String,
+    },
+    /// Print a file of a peer's site.
+    Site {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: String,
+        path: String,
     },
     /// List the data functions (the `lua-list` answer).
     List {
@@ -68,14 +112,19 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("goop: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(outcome) => {
-            print!("{}", outcome.stdout);
-            if outcome.success {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            let mut out = std::io::stdout();
+            let _ = out.write_all(outcome.stdout.as_bytes()).and_then(|_| out.flush());
+            ExitCode::from(if outcome.success { 0 } else { 1 })
         }
         Err(e) => {
             eprintln!("goop: {e:#}");
@@ -84,7 +133,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<Outcome> {
+fn parse_json(text: &str, what: &str) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_str(text).with_context(|| format!("invalid {what}"))
+}
+
+async fn remote(dir: &std::path::Path, peer: &str) -> anyhow::Result<Session> {
+    Session::open(dir, peer).await.map_err(anyhow::Error::from)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     Ok(match cli.command {
         Command::Init { dir } => {
             let written = goop::init::init(&dir)?;
@@ -92,21 +149,56 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             for path in written {
                 stdout.push_str(&format!("created {}\n", path.display()));
             }
-            stdout.push_str(&format!("next: goop cmd --dir {} '!help'\n", dir.display()));
+            stdout.push_str(&format!(
+                "next: goop cmd --dir {} '!help'   or   goop run --dir {}\n",
+                dir.display(),
+                dir.display()
+            ));
             Outcome { stdout, success: true }
         }
-        Command::Call { dir, caller, function, params } => {
+        Command::Id { dir } => Outcome { stdout: format!("{}\n", goop::identity::peer_id(&dir)?), success: true },
+        Command::Run { dir, listen, connect } => {
+            goop::run::run(&dir, &listen, &connect).await?;
+            Outcome { stdout: String::new(), success: true }
+        }
+        Command::Call { dir, peer, caller, function, params } => {
             let params = match params {
-                Some(text) => serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("invalid PARAMS_JSON: {e}"))?,
+                Some(text) => parse_json(&text, "PARAMS_JSON")?,
                 None => serde_json::json!({}),
             };
-            let peer = LocalPeer::open(&dir)?;
-            peer.call(&peer.caller(caller.as_peer, caller.label), &function, &params)
+            match peer {
+                Some(peer) => remote(&dir, &peer).await?.call(&function, params).await?,
+                None => {
+                    let local = LocalPeer::open(&dir)?;
+                    local.call(&local.caller(caller.as_peer, caller.label), &function, &params)
+                }
+            }
         }
-        Command::Cmd { dir, caller, message } => {
-            let peer = LocalPeer::open(&dir)?;
-            peer.cmd(&peer.caller(caller.as_peer, caller.label), &message)
+        Command::Cmd { dir, peer, caller, wait, message } => match peer {
+            Some(peer) => remote(&dir, &peer).await?.cmd(&message, Duration::from_secs(wait)).await?,
+            None => {
+                let local = LocalPeer::open(&dir)?;
+                local.cmd(&local.caller(caller.as_peer, caller.label), &message)
+            }
+        },
+        Command::Data { dir, peer, request } => {
+            let request = parse_json(&request, "REQUEST_JSON")?;
+            match peer {
+                Some(peer) => remote(&dir, &peer).await?.data(&request).await?,
+                None => goop::run::local_data(&dir, &request)?,
+            }
         }
+        Command::Site { dir, peer, path } => match remote(&dir, &peer).await?.site(&path).await? {
+            Ok(bytes) => {
+                let mut out = std::io::stdout();
+                out.write_all(&bytes).and_then(|_| out.flush()).context("cannot write to stdout")?;
+                Outcome { stdout: String::new(), success: true }
+            }
+            Err(refusal) => {
+                eprintln!("goop: {path}: {refusal}");
+                Outcome { stdout: String::new(), success: false }
+            }
+        },
         Command::List { dir } => LocalPeer::open(&dir)?.list(),
         Command::Check { dir } => LocalPeer::open(&dir)?.check(&dir),
     })

@@ -1,0 +1,134 @@
+//! `goop run`: assembles a peer from its folder — config, identity, store, engine, node — and
+//! serves until Ctrl-C or SIGTERM. Also the local `goop data`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use goop_script::{Engine, HostModule, Peer};
+use libp2p::Multiaddr;
+use serde_json::Value;
+
+use crate::config::PeerConfig;
+use crate::http::{HttpModule, HttpPolicy};
+use crate::identity;
+use crate::local::Outcome;
+use crate::node::services::{DataStore, Services};
+use crate::node::{Node, NodeConfig};
+use crate::protocol::site::Site;
+use crate::store::{DbModule, Store};
+
+/// Where a peer listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/4001";
+
+impl DataStore for Store {
+    fn data_request(&self, caller: &str, request: &Value) -> Value {
+        Store::data_request(self, caller, request)
+    }
+    fn save_message(&self, from: &str, label: &str, content: &str) -> Result<(), String> {
+        Store::save_message(self, from, label, content).map_err(|e| e.to_string())
+    }
+}
+
+/// The serving parts of the peer in `dir`, as the config says.
+pub fn services(dir: &Path, config: &PeerConfig, local: Peer) -> anyhow::Result<Services> {
+    let store = Store::open(dir, &local.id).context("cannot open the peer's database")?;
+    let engine = if config.lua.enabled {
+        let mut modules: Vec<Arc<dyn HostModule>> = vec![Arc::new(DbModule::new(store.clone()))];
+        if config.lua.http_enabled {
+            modules.push(Arc::new(HttpModule::new(HttpPolicy { allow_loopback: config.lua.http_allow_loopback })));
+        }
+        Some(Arc::new(Engine::with_modules(config.engine_config(dir, local), modules)?))
+    } else {
+        None
+    };
+    let root = dir.join("site");
+    let scripts = dir.join(&config.lua.script_dir);
+    Ok(Services { engine, store: Arc::new(store), site: Site { root, scripts } })
+}
+
+/// Runs the peer in `dir` until it is told to stop.
+pub async fn run(dir: &Path, listen: &[String], connect: &[String]) -> anyhow::Result<()> {
+    let config = PeerConfig::load(dir)?;
+    let key = identity::load_or_create(dir)?;
+    let id = key.public().to_peer_id();
+    let local = Peer::new(id.to_string(), config.profile.label.clone());
+    let services = {
+        let (dir, config) = (dir.to_path_buf(), config.clone());
+        tokio::task::spawn_blocking(move || services(&dir, &config, local)).await??
+    };
+    if services.engine.is_none() {
+        tracing::warn!("lua scripting is disabled; set lua.enabled in goop.json to serve scripts");
+    }
+    let defaulted = listen.is_empty();
+    let listen: Vec<Multiaddr> = if defaulted { vec![DEFAULT_LISTEN.to_string()] } else { listen.to_vec() }
+        .iter()
+        .map(|a| a.parse().with_context(|| format!("--listen {a:?} is not a multiaddr")))
+        .collect::<anyhow::Result<_>>()?;
+    let node_config =
+        NodeConfig { listen, fallback_port: defaulted, mdns: config.p2p.mdns, label: config.profile.label.clone() };
+    let node = Node::start(key, node_config, Some(Arc::new(services)))?;
+
+    let mut addrs = node.watch_addrs();
+    let printer = tokio::spawn(async move {
+        let mut printed = 0;
+        loop {
+            let now: Vec<Multiaddr> = addrs.borrow_and_update().clone();
+            for addr in &now[printed.min(now.len())..] {
+                println!("listening {addr}/p2p/{id}");
+            }
+            printed = now.len();
+            if addrs.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+    for addr in config.p2p.bootstrap.iter().chain(connect) {
+        let node = node.clone();
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            let dialed = match addr.parse::<Multiaddr>() {
+                Ok(a) => node.dial(a).await.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("not a multiaddr: {e}")),
+            };
+            match dialed {
+                Ok(peer) => tracing::info!("connected to {peer} at {addr}"),
+                Err(e) => tracing::warn!("cannot connect to {addr}: {e}"),
+            }
+        });
+    }
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    printer.abort();
+    drop(node);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `goop data` without `--peer`: the request answered by this folder's own store and scripts,
+/// as the peer's owner.
+pub fn local_data(dir: &Path, request: &Value) -> anyhow::Result<Outcome> {
+    let mut config = PeerConfig::load(dir)?;
+    config.lua.hot_reload = false;
+    let id = identity::peer_id(dir)?;
+    let owner = Peer::new(id.to_string(), config.profile.label.clone());
+    let services = services(dir, &config, owner.clone())?;
+    let answer: Value = serde_json::from_slice(&services.data(&owner, &serde_json::to_vec(request)?))?;
+    let success = answer.get("ok") == Some(&Value::Bool(true));
+    Ok(Outcome { stdout: format!("{answer}\n"), success })
+}

@@ -1,0 +1,102 @@
+//! Two `goop run` processes on 127.0.0.1 reach each other's scripts, data and site.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+fn goop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_goop")).args(args).env_remove("RUST_LOG").output().expect("goop runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A peer folder from `goop init`, with mDNS off so tests stay on loopback.
+fn folder(label: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(goop(&["init", dir.path().to_str().unwrap()]).status.success());
+    let config =
+        format!(r#"{{"profile": {{"label": "{label}"}}, "lua": {{"enabled": true}}, "p2p": {{"mdns": false}}}}"#);
+    std::fs::write(dir.path().join("goop.json"), config).unwrap();
+    dir
+}
+
+/// A running peer; killed when dropped.
+struct Running {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(dir: &Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_goop"))
+        .args(["run", "--dir", dir.to_str().unwrap(), "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("goop run starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr =
+        line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+    assert!(addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/12D3KooW"), "{addr}");
+    Running { child, addr }
+}
+
+#[test]
+fn a_visitor_reaches_the_hosts_scripts_data_and_site() {
+    let host_dir = folder("Host");
+    let visitor_dir = folder("Ann");
+    let host = run(host_dir.path());
+    let v = visitor_dir.path().to_str().unwrap();
+    let host_id = stdout(&goop(&["id", "--dir", host_dir.path().to_str().unwrap()])).trim().to_string();
+    assert!(host.addr.ends_with(&host_id));
+    let visitor_id = stdout(&goop(&["id", "--dir", v])).trim().to_string();
+
+    let echo = goop(&["cmd", "--peer", &host.addr, "--dir", v, "!echo over the wire"]);
+    assert_eq!(stdout(&echo), "You said: over the wire\n");
+    assert_eq!(stdout(&goop(&["cmd", "--peer", &host.addr, "--dir", v, "!greet"])), "Hello, Ann!\n");
+
+    let call = goop(&["call", "--peer", &host.addr, "--dir", v, "hello", r#"{"name":"Bo"}"#]);
+    assert_eq!(
+        stdout(&call),
+        format!("{{\"ok\":true,\"result\":{{\"caller\":\"{visitor_id}\",\"message\":\"Hello, Bo!\"}}}}\n")
+    );
+    assert_eq!(call.status.code(), Some(0));
+    let missing = goop(&["call", "--peer", &host.addr, "--dir", v, "nope"]);
+    assert_eq!(stdout(&missing), "{\"ok\":false,\"error\":\"function not found: nope\"}\n");
+    assert_eq!(missing.status.code(), Some(1));
+
+    let list = goop(&["data", "--peer", &host.addr, "--dir", v, r#"{"op":"lua-list"}"#]);
+    assert_eq!(
+        stdout(&list),
+        "{\"ok\":true,\"functions\":[{\"name\":\"hello\",\"description\":\"Greets the caller\"}]}\n"
+    );
+    let bogus = goop(&["data", "--peer", &host.addr, "--dir", v, r#"{"op":"frobnicate"}"#]);
+    assert_eq!(bogus.status.code(), Some(1));
+
+    let page = goop(&["site", "--peer", &host.addr, "--dir", v, "/index.html"]);
+    assert!(page.status.success());
+    assert!(stdout(&page).contains("<h1>Welcome to my peer</h1>"));
+    let script = goop(&["site", "--peer", &host.addr, "--dir", v, "/lua/echo.lua"]);
+    assert_eq!(script.status.code(), Some(1));
+    assert!(stdout(&script).is_empty());
+    assert!(String::from_utf8_lossy(&script.stderr).contains("not found"));
+}
+
+#[test]
+fn an_unreachable_peer_exits_2() {
+    let visitor = folder("Ann");
+    // A port nothing listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("/ip4/127.0.0.1/tcp/{port}");
+    let out = goop(&["call", "--peer", &addr, "--dir", visitor.path().to_str().unwrap(), "hello"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
