@@ -164,7 +164,7 @@ impl Ctx<'_> {
         params.push(Sql::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX)));
 
         let rule = Rule::Table { table: target.name.clone(), write: None };
-        let (rows, truncated) = guard::run(self.conn, rule, self.deadline, |conn| {
+        let (rows, truncated) = guard::run(self.conn, rule, self.deadline, |conn, _| {
             let mut stmt = prepare(conn, &sql)?;
             let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
             let mut rows = stmt.query(rusqlite::params_from_iter(&params)).map_err(StoreError::Sql)?;
@@ -214,7 +214,7 @@ impl Ctx<'_> {
             placeholders.join(", ")
         );
         let rule = Rule::Table { table: target.name.clone(), write: Some(Write::Insert) };
-        let id = guard::run(self.conn, rule, self.deadline, |conn| {
+        let id = guard::run(self.conn, rule, self.deadline, |conn, _| {
             prepare(conn, &sql)?.execute(rusqlite::params_from_iter(&values)).map_err(StoreError::Sql)?;
             Ok(conn.last_insert_rowid())
         })?;
@@ -243,7 +243,7 @@ impl Ctx<'_> {
 
     fn write(&self, target: &Target, write: Write, sql: &str, params: &[Sql]) -> Result<Value, StoreError> {
         let rule = Rule::Table { table: target.name.clone(), write: Some(write) };
-        let affected = guard::run(self.conn, rule, self.deadline, |conn| {
+        let affected = guard::run(self.conn, rule, self.deadline, |conn, _| {
             prepare(conn, sql)?.execute(rusqlite::params_from_iter(params)).map_err(StoreError::Sql)
         })?;
         Ok(json!({ "ok": true, "affected": affected }))

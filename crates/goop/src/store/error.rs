@@ -14,7 +14,7 @@ pub enum StoreError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is larger than {max} bytes")]
     FileTooLarge { path: PathBuf, max: u64 },
-    #[error("{path}: statement {statement:?} failed: {source}")]
+    #[error("{path}: statement {:?} failed: {}", beginning(statement), sql_message(source))]
     Schema { path: PathBuf, statement: String, source: rusqlite::Error },
     #[error("{path}: {message}")]
     Policy { path: PathBuf, message: String },
@@ -41,8 +41,27 @@ pub enum StoreError {
     Timeout,
     #[error("database busy: no connection before the deadline")]
     Busy,
-    #[error("{0}")]
+    #[error("{}", sql_message(.0))]
     Sql(rusqlite::Error),
+}
+
+/// The first line of a statement, enough to find it in the file.
+fn beginning(statement: &str) -> String {
+    let line = statement.lines().next().unwrap_or_default();
+    if line.len() < statement.len() || line.chars().count() > 80 {
+        format!("{}…", line.chars().take(80).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+/// SQLite's words without the statement text rusqlite appends to syntax errors (it can be long,
+/// and the caller wrote it).
+fn sql_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl StoreError {

@@ -18,8 +18,8 @@ use super::schema::is_internal;
 #[derive(Debug, Clone)]
 pub enum Rule {
     /// A data-protocol statement: read the columns of `table` and call SQL functions; write
-    /// only `table`, only as `write` says. No other table, no subquery (with `own` access, a
-    /// subquery over the same table would be an oracle on other callers' rows), no recursion.
+    /// only `table`, only as `write` says. No other table, no recursion. (Subqueries are kept
+    /// out of `where` before this: the authorizer does not report them.)
     Table { table: String, write: Option<Write> },
     /// `goop.db.query` / `scalar`: read user tables, call SQL functions, recurse.
     ScriptRead,
@@ -41,10 +41,24 @@ const DENIED_FUNCTIONS: [&str; 2] = ["load_extension", "fts3_tokenizer"];
 /// The busy timeout a connection keeps outside guarded work.
 const IDLE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How refusals of DDL read.
+const SCHEMA_CHANGE: &str = "changing the schema (CREATE, DROP, ALTER...)";
+
 /// How many SQLite VM steps run between two deadline checks.
 const PROGRESS_STEPS: i32 = 1000;
 
-/// Runs `work` on `conn` under `rule`, stopped at `deadline`.
+/// What the authorizer saw while preparing the guarded statement.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The first action it refused, in words.
+    refused: Option<String>,
+    /// It allowed an INSERT, UPDATE or DELETE of rows.
+    writes_rows: bool,
+}
+
+/// Runs `work` on `conn` under `rule`, stopped at `deadline`. The second argument of `work`
+/// says, once its statement is prepared, whether the statement inserts, updates or deletes
+/// rows (what `exec` is for; a `VACUUM` or a bare `SELECT` does not).
 ///
 /// The authorizer stays installed while `work` runs, because SQLite re-prepares a statement
 /// (and asks again) when the schema changed under it.
@@ -52,55 +66,50 @@ pub fn run<T>(
     conn: &Connection,
     rule: Rule,
     deadline: Instant,
-    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    work: impl FnOnce(&Connection, &dyn Fn() -> bool) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let refused: Arc<Mutex<Option<String>>> = Arc::default();
-    let seen = Arc::clone(&refused);
-    let mut selects = 0;
-    conn.authorizer(Some(move |ctx: AuthContext<'_>| match judge(&rule, &ctx, &mut selects) {
-        Ok(()) => Authorization::Allow,
-        Err(what) => {
-            seen.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(what);
-            Authorization::Deny
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let hook = Arc::clone(&seen);
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        let mut seen = hook.lock().unwrap_or_else(PoisonError::into_inner);
+        let write =
+            matches!(ctx.action, AuthAction::Insert { .. } | AuthAction::Update { .. } | AuthAction::Delete { .. });
+        match judge(&rule, &ctx) {
+            Ok(()) => {
+                seen.writes_rows |= write;
+                Authorization::Allow
+            }
+            Err(what) => {
+                seen.refused.get_or_insert(what);
+                Authorization::Deny
+            }
         }
     }))?;
     conn.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline))?;
     // Waiting for the write lock counts against the same deadline.
     conn.busy_timeout(deadline.saturating_duration_since(Instant::now()))?;
 
-    let result = work(conn);
+    let lock = || seen.lock().unwrap_or_else(PoisonError::into_inner);
+    let result = work(conn, &|| lock().writes_rows);
 
     conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)?;
     conn.progress_handler(0, None::<fn() -> bool>)?;
     conn.busy_timeout(IDLE_BUSY_TIMEOUT)?;
     result.map_err(|e| match e {
-        StoreError::Sql(sql) => {
-            StoreError::from_sql(sql, refused.lock().unwrap_or_else(PoisonError::into_inner).take())
-        }
+        StoreError::Sql(sql) => StoreError::from_sql(sql, lock().refused.take()),
         other => other,
     })
 }
 
-/// `Ok` if `rule` lets the statement do this, else what was refused, in words. `selects`
-/// counts the SELECTs seen so far in the statement.
-fn judge(rule: &Rule, ctx: &AuthContext<'_>, selects: &mut u32) -> Result<(), String> {
+/// `Ok` if `rule` lets the statement do this, else what was refused, in words.
+fn judge(rule: &Rule, ctx: &AuthContext<'_>) -> Result<(), String> {
     // Only the main database: `temp` objects and attached files are out of reach.
     if let Some(db) = ctx.database_name {
         if db != "main" {
-            return Err(format!("database {db}"));
+            return Err(format!("database {db} (only main)"));
         }
     }
     match (rule, ctx.action) {
-        (Rule::Table { write, .. }, AuthAction::Select) => {
-            // A query is one SELECT; a write has none of its own.
-            *selects += 1;
-            let allowed = if write.is_none() { 1 } else { 0 };
-            if *selects > allowed {
-                Err("subqueries".into())
-            } else {
-                Ok(())
-            }
-        }
         (_, AuthAction::Select) => Ok(()),
         (_, AuthAction::Function { function_name }) => {
             if DENIED_FUNCTIONS.iter().any(|f| f.eq_ignore_ascii_case(function_name)) {
@@ -138,6 +147,11 @@ fn table_rule(table: &str, write: Option<Write>, action: AuthAction<'_>) -> Resu
 }
 
 fn user_table(name: &str, verb: &str) -> Result<(), String> {
+    // DDL shows up first as a write to the schema table (SQLite asks nothing more once refused).
+    let schema_table = ["sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"];
+    if verb != "reading" && schema_table.iter().any(|t| t.eq_ignore_ascii_case(name)) {
+        return Err(SCHEMA_CHANGE.into());
+    }
     if is_internal(name) {
         Err(format!("{verb} internal table {name}"))
     } else {
@@ -153,17 +167,71 @@ fn describe(action: AuthAction<'_>) -> String {
         AuthAction::Detach { .. } => "DETACH".into(),
         AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => "transactions".into(),
         AuthAction::Recursive => "recursive queries".into(),
-        AuthAction::CreateTable { table_name } | AuthAction::CreateTempTable { table_name } => {
-            format!("CREATE TABLE {table_name}")
-        }
-        AuthAction::DropTable { table_name } | AuthAction::DropTempTable { table_name } => {
-            format!("DROP TABLE {table_name}")
-        }
-        AuthAction::AlterTable { table_name, .. } => format!("ALTER TABLE {table_name}"),
         AuthAction::Read { table_name, .. } => format!("reading table {table_name}"),
         AuthAction::Insert { table_name } => format!("inserting into table {table_name}"),
         AuthAction::Update { table_name, .. } => format!("updating table {table_name}"),
         AuthAction::Delete { table_name } => format!("deleting from table {table_name}"),
-        other => format!("schema or database change ({other:?})"),
+        AuthAction::Unknown { code, .. } => format!("SQLite action {code}"),
+        // CREATE/DROP of tables, indexes, triggers and views, ALTER, REINDEX, ANALYZE...
+        _ => SCHEMA_CHANGE.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Prepares `sql` under `rule` on a small database.
+    fn check(rule: Rule, sql: &str) -> Result<(), String> {
+        let conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
+        conn.execute_batch(
+            "CREATE TABLE notes (_id INTEGER PRIMARY KEY, _owner TEXT, text TEXT);
+             CREATE TABLE other (a); CREATE TABLE _goop_inbox (id, content);",
+        )
+        .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        run(&conn, rule, deadline, |conn, _| conn.prepare(sql).map(|_| ()).map_err(StoreError::Sql))
+            .map_err(|e| e.to_string())
+    }
+
+    fn read_notes() -> Rule {
+        Rule::Table { table: "notes".into(), write: None }
+    }
+
+    #[test]
+    fn table_rule_reads_only_its_table() {
+        assert_eq!(check(read_notes(), "SELECT text FROM notes WHERE upper(text) = 'A' AND _id > 1"), Ok(()));
+        let denied = [
+            ("SELECT text FROM notes WHERE _id IN (SELECT id FROM _goop_inbox)", "reading table _goop_inbox"),
+            ("SELECT text FROM notes WHERE (SELECT count(*) FROM sqlite_master) > 0", "reading table sqlite_master"),
+            ("SELECT text FROM notes WHERE _id IN (SELECT a FROM other)", "reading table other"),
+            ("SELECT * FROM notes WHERE _id IN (SELECT value FROM json_each('[1]'))", "reading table json_each"),
+            ("SELECT text FROM notes WHERE _id IN (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c)", "recursive queries"),
+            ("DELETE FROM notes", "deleting from table notes"),
+            ("SELECT load_extension('x')", "function load_extension"),
+        ];
+        for (sql, expected) in denied {
+            assert_eq!(check(read_notes(), sql), Err(format!("not allowed: {expected}")), "{sql}");
+        }
+    }
+
+    #[test]
+    fn table_rule_writes_only_as_told() {
+        let update = Rule::Table { table: "notes".into(), write: Some(Write::Update) };
+        assert_eq!(check(update.clone(), "UPDATE notes SET text = 'x' WHERE _owner = 'me'"), Ok(()));
+        assert!(check(update.clone(), "DELETE FROM notes").is_err());
+        assert!(check(update, "UPDATE other SET a = 1").is_err());
+    }
+
+    #[test]
+    fn script_rules() {
+        assert_eq!(check(Rule::ScriptRead, "SELECT * FROM notes JOIN other"), Ok(()));
+        assert_eq!(check(Rule::ScriptRead, "SELECT value FROM json_each('[1,2]')"), Ok(()));
+        assert!(check(Rule::ScriptRead, "SELECT * FROM pragma_table_info('notes')").is_err());
+        assert!(check(Rule::ScriptRead, "INSERT INTO other VALUES (1)").is_err());
+        assert_eq!(check(Rule::ScriptWrite, "INSERT INTO other SELECT text FROM notes"), Ok(()));
+        assert_eq!(check(Rule::ScriptWrite, "DROP TABLE other"), Err(format!("not allowed: {SCHEMA_CHANGE}")));
+        assert!(check(Rule::ScriptWrite, "INSERT INTO _goop_inbox VALUES (1, 'x')").is_err());
     }
 }

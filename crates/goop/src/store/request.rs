@@ -143,14 +143,25 @@ fn filter(sql: Option<String>, args: Option<Vec<Value>>) -> Result<Option<Filter
     Ok(Some(Filter { sql, args: args.unwrap_or_default() }))
 }
 
-/// Checks that a `where` fragment stays inside the parentheses goop puts around it: quotes
-/// closed, parentheses balanced, and no comment or `;` that could cut goop's statement short.
-/// Otherwise `1) OR (1` would escape the `AND _owner = ?` that follows. (What the fragment may
-/// read is the authorizer's business.)
+/// Checks that a `where` fragment is one self-contained expression: quotes closed, parentheses
+/// balanced, no comment or `;` that could cut goop's statement short (otherwise `1) OR (1`
+/// would escape the `AND _owner = ?` that follows), and no subquery (SQLite's authorizer does
+/// not report one, and with `own` access a subquery over the same table would be an oracle on
+/// other callers' rows). Which columns it may read is the authorizer's business.
 fn contained(sql: &str) -> Result<(), &'static str> {
     let mut depth = 0usize;
+    let mut word = String::new();
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
+        // Identifier characters as SQLite's tokenizer sees them.
+        if c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii() {
+            word.push(c);
+            continue;
+        }
+        if word.eq_ignore_ascii_case("select") {
+            return Err("must not contain subqueries");
+        }
+        word.clear();
         // Skip a literal or quoted name. A doubled quote inside one closes and reopens it.
         let close = match c {
             '\'' | '"' | '`' => Some(c),
@@ -171,6 +182,9 @@ fn contained(sql: &str) -> Result<(), &'static str> {
             '/' if chars.peek() == Some(&'*') => return Err("must not contain comments"),
             _ => {}
         }
+    }
+    if word.eq_ignore_ascii_case("select") {
+        return Err("must not contain subqueries");
     }
     if depth == 0 {
         Ok(())
@@ -240,6 +254,10 @@ mod tests {
         assert_eq!(contained("a = 'it''s; -- (' AND (b = \"x)\" OR [c(] = 1)"), Ok(()));
         assert!(contained("a - -1 = 0").is_ok());
         assert!(contained("a --1").is_err());
+        assert_eq!(contained("_id IN (SELECT _id FROM t)"), Err("must not contain subqueries"));
+        assert_eq!(contained("EXISTS(select\t1)"), Err("must not contain subqueries"));
+        assert_eq!(contained("select"), Err("must not contain subqueries"));
+        assert!(contained("selected = 1 AND 'select' <> \"select\" AND x_select = 2").is_ok());
     }
 
     #[test]

@@ -43,10 +43,11 @@ CREATE TABLE IF NOT EXISTS _goop_inbox (
     received_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 );";
 
-/// Tables no caller may name: goop's own and SQLite's.
+/// Tables no caller may name: goop's own, SQLite's, and SQLite's pragma table functions
+/// (`pragma_table_info`, `pragma_database_list`...), which describe the database.
 pub fn is_internal(table: &str) -> bool {
     let lower = table.to_ascii_lowercase();
-    lower.starts_with("_goop_") || lower.starts_with("sqlite_")
+    lower.starts_with("_goop_") || lower.starts_with("sqlite_") || lower.starts_with("pragma_")
 }
 
 /// A plain SQL identifier: letters, digits and `_`, not starting with a digit.

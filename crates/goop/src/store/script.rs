@@ -32,7 +32,7 @@ impl Store {
     pub fn script_query(&self, sql: &str, params: &[Sql], want: Want, deadline: Instant) -> Result<Rows, StoreError> {
         check(sql, deadline)?;
         let conn = self.inner.pool.get(deadline)?;
-        guard::run(&conn, Rule::ScriptRead, deadline, |conn| {
+        guard::run(&conn, Rule::ScriptRead, deadline, |conn, _| {
             let mut stmt = conn.prepare(sql).map_err(StoreError::Sql)?;
             // The authorizer already refused any write; the flag is the second lock.
             if !stmt.readonly() {
@@ -70,10 +70,13 @@ impl Store {
     pub fn script_exec(&self, sql: &str, params: &[Sql], deadline: Instant) -> Result<u64, StoreError> {
         check(sql, deadline)?;
         let conn = self.inner.pool.get(deadline)?;
-        guard::run(&conn, Rule::ScriptWrite, deadline, |conn| {
+        guard::run(&conn, Rule::ScriptWrite, deadline, |conn, writes_rows| {
             let mut stmt = conn.prepare(sql).map_err(StoreError::Sql)?;
-            if stmt.readonly() {
-                return Err(StoreError::WrongKind("exec runs INSERT, UPDATE, DELETE or REPLACE; use query to read"));
+            // Both: a SELECT is read-only, and a VACUUM writes without touching rows.
+            if stmt.readonly() || !writes_rows() {
+                return Err(StoreError::WrongKind(
+                    "exec runs only INSERT, UPDATE, DELETE or REPLACE (use query to read)",
+                ));
             }
             let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(StoreError::Sql)?;
             while rows.next().map_err(StoreError::Sql)?.is_some() {}
