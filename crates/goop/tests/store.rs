@@ -269,6 +269,48 @@ fn schema_applies_once_and_reopens() {
 }
 
 #[test]
+fn simultaneous_opens_apply_the_schema_once() {
+    let dir = peer_dir();
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let path = dir.path().to_path_buf();
+            std::thread::spawn(move || Store::open(&path, HOST).map(|_| ()).map_err(|e| e.to_string()))
+        })
+        .collect();
+    for open in opens {
+        assert_eq!(open.join().unwrap(), Ok(()));
+    }
+    let store = Store::open(dir.path(), HOST).unwrap();
+    let seeds = data(&store, HOST, json!({"op": "query", "table": "notes"}));
+    assert_eq!(seeds["rows"].as_array().unwrap().len(), 1, "{seeds}");
+}
+
+#[test]
+fn concurrent_writers_and_readers() {
+    let dir = peer_dir();
+    let store = Store::open(dir.path(), HOST).unwrap();
+    let workers: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let who = format!("peer{t}");
+                for i in 0..25 {
+                    let insert = json!({"op": "insert", "table": "notes", "data": {"text": format!("{t}-{i}")}});
+                    assert_eq!(store.data_request(&who, &insert)["ok"], json!(true));
+                    let mine = json!({"op": "query", "table": "notes", "where": "_owner = ?", "args": [who]});
+                    assert_eq!(store.data_request(&who, &mine)["rows"].as_array().map(Vec::len), Some(i + 1));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let all = data(&store, HOST, json!({"op": "query", "table": "notes", "limit": 1000}));
+    assert_eq!(all["rows"].as_array().unwrap().len(), 1 + 8 * 25);
+}
+
+#[test]
 fn database_is_wal_in_the_peer_folder() {
     let dir = peer_dir();
     let store = Store::open(dir.path(), HOST).unwrap();
@@ -649,10 +691,10 @@ fn db_walls_hold() {
 fn endless_query_stops_at_the_deadline() {
     let dir = peer_dir();
     let store = Store::open(dir.path(), HOST).unwrap();
-    let engine = engine(dir.path(), &store, Duration::from_millis(500));
+    let engine = engine(dir.path(), &store, Duration::from_millis(300));
     let forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
     // More times than there are connections: each one comes back healthy.
-    for _ in 0..6 {
+    for _ in 0..10 {
         let started = Instant::now();
         let outcome = engine.call(&Peer::new(VISITOR, ""), "sql", &json!({"fn": "scalar", "sql": forever}));
         let elapsed = started.elapsed();

@@ -109,7 +109,8 @@ fn prepare(lua: &Lua, function: &str, sql: &LuaString, args: MultiValue) -> mlua
         .collect::<mlua::Result<Vec<_>>>()?;
     // Read the deadline now and let go of the invocation: the query runs with only an Instant.
     let deadline = lua
-        .app_data_ref::<Invocation>()
+        .try_app_data_ref::<Invocation>()
+        .map_err(|_| mlua::Error::runtime(format!("goop.db.{function}: invocation state is busy")))?
         .map(|inv| inv.deadline())
         .ok_or_else(|| mlua::Error::runtime(format!("goop.db.{function} used outside an invocation")))?;
     Ok((sql, params, deadline))

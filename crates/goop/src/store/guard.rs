@@ -85,20 +85,30 @@ pub fn run<T>(
             }
         }
     }))?;
+    // From here on, `_hooks` takes everything off again, even if `work` panics, so the
+    // connection goes back to the pool clean.
+    let _hooks = Hooks(conn);
     conn.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline))?;
     // Waiting for the write lock counts against the same deadline.
     conn.busy_timeout(deadline.saturating_duration_since(Instant::now()))?;
 
     let lock = || seen.lock().unwrap_or_else(PoisonError::into_inner);
-    let result = work(conn, &|| lock().writes_rows);
-
-    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)?;
-    conn.progress_handler(0, None::<fn() -> bool>)?;
-    conn.busy_timeout(IDLE_BUSY_TIMEOUT)?;
-    result.map_err(|e| match e {
+    work(conn, &|| lock().writes_rows).map_err(|e| match e {
         StoreError::Sql(sql) => StoreError::from_sql(sql, lock().refused.take()),
         other => other,
     })
+}
+
+/// Removes the authorizer and the progress handler when dropped.
+struct Hooks<'c>(&'c Connection);
+
+impl Drop for Hooks<'_> {
+    fn drop(&mut self) {
+        // These only fail on a connection rusqlite does not own, which a pooled one never is.
+        let _ = self.0.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        let _ = self.0.progress_handler(0, None::<fn() -> bool>);
+        let _ = self.0.busy_timeout(IDLE_BUSY_TIMEOUT);
+    }
 }
 
 /// `Ok` if `rule` lets the statement do this, else what was refused, in words.

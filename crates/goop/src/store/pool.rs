@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use super::error::StoreError;
 
 /// Connections per store.
-pub const CONNECTIONS: usize = 4;
+pub const CONNECTIONS: usize = 8;
 /// Largest string or blob a statement may build or return: bounds `zeroblob`, `printf` and
 /// `group_concat` bombs; answers are capped at 1 MB anyway.
 pub const MAX_VALUE_BYTES: i32 = 4 * 1024 * 1024;

@@ -91,7 +91,7 @@ pub fn setup(conn: &mut Connection, schema: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The statements of `sql` as SQLite splits them, each trimmed. Runs them on a scratch
+/// The statements of `sql` as SQLite splits them, trimmed, without comments above them. Runs them on a scratch
 /// in-memory database, so later statements can refer to earlier ones.
 fn split(sql: &str) -> Result<Vec<String>, (String, rusqlite::Error)> {
     let scratch = Connection::open_in_memory().map_err(|e| (String::new(), e))?;
@@ -104,9 +104,24 @@ fn split(sql: &str) -> Result<Vec<String>, (String, rusqlite::Error)> {
             Err(e) => return Err((after(&out), e)),
         };
         let text = stmt.expanded_sql().unwrap_or_default();
-        let text = text.trim().trim_end_matches(';').trim().to_string();
+        let text = without_leading_comments(&text).trim_end_matches(';').trim_end().to_string();
         step_through(&mut stmt).map_err(|e| (text.clone(), e))?;
         out.push(text);
+    }
+}
+
+/// A statement's text starts where the previous one ended, comments above it included; they
+/// are not part of its identity.
+fn without_leading_comments(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if let Some(rest) = text.strip_prefix("--") {
+            text = rest.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(rest) = text.strip_prefix("/*") {
+            text = rest.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            return text;
+        }
     }
 }
 
@@ -156,4 +171,24 @@ pub fn table(conn: &Connection, name: &str) -> Result<Option<(String, Vec<Column
         .query_map([&canonical], |r| Ok(Column { name: r.get(0)?, decl_type: r.get(1)? }))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some((canonical, columns)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_split_by_sqlite() {
+        let sql = "-- games\nCREATE TABLE a (x TEXT DEFAULT ';');\n/* seed */ INSERT INTO a VALUES ('--');\n\
+                   CREATE TRIGGER t AFTER INSERT ON a BEGIN DELETE FROM a WHERE 0; END;\n-- trailing";
+        let split = split(sql).map_err(|(s, e)| format!("{s}: {e}"));
+        assert_eq!(
+            split,
+            Ok(vec![
+                "CREATE TABLE a (x TEXT DEFAULT ';')".to_string(),
+                "INSERT INTO a VALUES ('--')".to_string(),
+                "CREATE TRIGGER t AFTER INSERT ON a BEGIN DELETE FROM a WHERE 0; END".to_string(),
+            ])
+        );
+    }
 }
