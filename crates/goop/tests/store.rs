@@ -514,6 +514,45 @@ fn hostile_requests_get_clear_errors() {
     assert_eq!(data(&store, VISITOR, q("upper(text) = 'MINE' AND 'a;b' <> ''"))["ok"], json!(true));
 }
 
+#[test]
+fn odd_shapes_never_panic() {
+    let dir = peer_dir();
+    let store = Store::open(dir.path(), HOST).unwrap();
+    let odd = [
+        json!(null),
+        json!(true),
+        json!(-1),
+        json!(1e308),
+        json!(""),
+        json!("x".repeat(5000)),
+        json!("_goop_inbox"),
+        json!("notes"),
+        json!("\u{0}"),
+        json!([]),
+        json!([null, {"a": []}]),
+        json!({}),
+        json!({"text": "x"}),
+    ];
+    let fields = ["table", "columns", "where", "args", "order", "limit", "offset", "data"];
+    for op in ["tables", "describe", "query", "insert", "update", "delete", "nope"] {
+        for field in fields {
+            for value in &odd {
+                let request = json!({"op": op, "table": "notes", field: value});
+                let answer = store.data_request(VISITOR, &request);
+                assert!(answer["ok"].is_boolean(), "{request} -> {answer}");
+                if answer["ok"] == json!(false) {
+                    assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty() && e.len() < 400), "{answer}");
+                }
+            }
+        }
+    }
+    // The seed row is still there (no `where` in a delete means no delete).
+    assert_eq!(
+        data(&store, HOST, json!({"op": "query", "table": "notes", "where": "_owner = 'seed'"}))["rows"][0]["text"],
+        "hello"
+    );
+}
+
 // ---- goop.db through the engine ----------------------------------------------------------
 
 fn call(engine: &Engine, who: &Peer, function: &str, params: Value) -> Value {

@@ -18,10 +18,13 @@ use serde_json::{json, Map, Value};
 use super::error::StoreError;
 use super::guard::{self, Rule, Write};
 use super::policy::{Decision, Op};
-use super::request::{self, short, Filter, Query, Request};
+use super::request::{self, cut, short, Filter, Query, Request};
 use super::schema::{self, Column, SYSTEM_COLUMNS};
 use super::value::{self, MAX_RESULT_BYTES};
 use super::Store;
+
+/// Longest error text in an answer.
+pub const MAX_ERROR_CHARS: usize = 300;
 
 /// Time one data request may take, waiting for a connection included.
 pub const REQUEST_TIME: Duration = Duration::from_secs(2);
@@ -32,7 +35,8 @@ impl Store {
     pub fn data_request(&self, caller: &str, request: &Value) -> Value {
         match self.answer(caller, request) {
             Ok(answer) => answer,
-            Err(e) => json!({ "ok": false, "error": e.to_string() }),
+            // Errors can quote the caller's input (serde does): keep them short.
+            Err(e) => json!({ "ok": false, "error": cut(&e.to_string(), MAX_ERROR_CHARS) }),
         }
     }
 

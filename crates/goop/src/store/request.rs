@@ -222,11 +222,14 @@ fn limit(limit: Option<i64>) -> Result<usize, StoreError> {
 
 /// A caller's text cut short for an error message.
 pub fn short(text: &str) -> String {
-    const MAX: usize = 64;
-    if text.chars().count() <= MAX {
-        text.to_string()
-    } else {
-        text.chars().take(MAX).chain("…".chars()).collect()
+    cut(text, 64)
+}
+
+/// `text`, or its first `max` characters and "…".
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
     }
 }
 
