@@ -100,3 +100,86 @@ fn an_unreachable_peer_exits_2() {
     let out = goop(&["call", "--peer", &addr, "--dir", visitor.path().to_str().unwrap(), "hello"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+fn data(addr: &str, dir: &Path, request: &str) -> serde_json::Value {
+    let out = goop(&["data", "--peer", addr, "--dir", dir.to_str().unwrap(), request]);
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+}
+
+#[test]
+fn access_policies_hold_from_a_visitors_side() {
+    let host_dir = folder("Host");
+    let h = host_dir.path();
+    std::fs::write(
+        h.join("site/schema.sql"),
+        "CREATE TABLE notes (_id INTEGER PRIMARY KEY AUTOINCREMENT, _owner TEXT NOT NULL, \
+         _created_at DATETIME DEFAULT CURRENT_TIMESTAMP, _updated_at DATETIME DEFAULT CURRENT_TIMESTAMP, body TEXT);\n\
+         CREATE TABLE games (_id INTEGER PRIMARY KEY AUTOINCREMENT, _owner TEXT NOT NULL, \
+         _created_at DATETIME DEFAULT CURRENT_TIMESTAMP, _updated_at DATETIME DEFAULT CURRENT_TIMESTAMP, board TEXT);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("site/schema.json"),
+        r#"{"tables": {"games": {"insert": "none", "update": "none", "delete": "none"}}}"#,
+    )
+    .unwrap();
+    // The owner writes locally, unrestricted.
+    let own =
+        goop(&["data", "--dir", h.to_str().unwrap(), r#"{"op":"insert","table":"notes","data":{"body":"host note"}}"#]);
+    assert!(own.status.success(), "{}", stdout(&own));
+    let host = run(h);
+    let visitor_dir = folder("Ann");
+    let v = visitor_dir.path();
+    let visitor_id = stdout(&goop(&["id", "--dir", v.to_str().unwrap()])).trim().to_string();
+
+    let spoofed =
+        data(&host.addr, v, r#"{"op":"insert","table":"notes","data":{"body":"hi","_owner":"someone else"}}"#);
+    assert_eq!(spoofed["ok"], false, "a caller cannot choose the owner: {spoofed}");
+    let inserted = data(&host.addr, v, r#"{"op":"insert","table":"notes","data":{"body":"hi"}}"#);
+    assert_eq!(inserted["ok"], true, "{inserted}");
+    let rows = data(&host.addr, v, r#"{"op":"query","table":"notes","order":"_id"}"#);
+    assert_eq!(rows["rows"][1]["_owner"], visitor_id.as_str(), "the system stamps the caller: {rows}");
+    assert_eq!(rows["rows"][1]["body"], "hi");
+
+    let stolen = data(
+        &host.addr,
+        v,
+        r#"{"op":"update","table":"notes","data":{"body":"mine now"},"where":"_id = ?","args":[1]}"#,
+    );
+    assert_ne!(stolen["affected"], 1, "a visitor cannot update the host's row: {stolen}");
+    let deleted = data(&host.addr, v, r#"{"op":"delete","table":"notes","where":"_id = ?","args":[1]}"#);
+    assert_ne!(deleted["affected"], 1, "{deleted}");
+    let rows = data(&host.addr, v, r#"{"op":"query","table":"notes","where":"_id = 1"}"#);
+    assert_eq!(rows["rows"][0]["body"], "host note");
+
+    let forbidden = data(&host.addr, v, r#"{"op":"insert","table":"games","data":{"board":"XXX------"}}"#);
+    assert_eq!(forbidden["ok"], false, "{forbidden}");
+    for hostile in [
+        r#"{"op":"query","table":"notes","where":"body IN (SELECT content FROM _goop_inbox)"}"#,
+        r#"{"op":"query","table":"notes","where":"1; DROP TABLE notes"}"#,
+        r#"{"op":"query","table":"sqlite_master"}"#,
+        r#"{"op":"query","table":"_goop_inbox"}"#,
+        r#"{"op":"drop","table":"notes"}"#,
+    ] {
+        assert_eq!(data(&host.addr, v, hostile)["ok"], false, "{hostile}");
+    }
+    assert_eq!(data(&host.addr, v, r#"{"op":"query","table":"notes"}"#)["rows"].as_array().map(Vec::len), Some(2));
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_peer_cleanly() {
+    let dir = folder("Host");
+    let mut host = run(dir.path());
+    let pid = host.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = host.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "goop run did not stop on SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
