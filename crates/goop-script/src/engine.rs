@@ -1,5 +1,6 @@
 //! The engine: owns the registry, the VM pool and the limits, and runs invocations.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -55,6 +56,20 @@ pub struct ScriptInfo {
     pub loaded: bool,
     /// Why its current source failed to load.
     pub error: Option<LoadError>,
+    /// Runs since the engine started, all versions of the file together.
+    pub invocations: u64,
+    /// Runs that ended in an error (rate limits and a busy pool not counted: the script never ran).
+    pub errors: u64,
+    /// The newest run error, `file:line: message` when the error named a line.
+    pub last_error: Option<String>,
+}
+
+/// What the engine counts about the runs of one script file.
+#[derive(Debug, Clone, Default)]
+struct RunStats {
+    invocations: u64,
+    errors: u64,
+    last_error: Option<String>,
 }
 
 type Snapshot = Arc<RwLock<Arc<Registry>>>;
@@ -67,6 +82,7 @@ struct Shared {
     /// A VM of its own for loading scripts, so a reload never waits on busy workers.
     loader: Mutex<Option<Vm>>,
     loader_setup: VmSetup,
+    stats: Mutex<HashMap<(Origin, String), RunStats>>,
 }
 
 /// The script engine. Share it between threads with an `Arc`; calls run in parallel.
@@ -110,6 +126,7 @@ impl Engine {
             limits: RateLimits::new(config.rate_limit_per_peer, config.rate_limit_global),
             loader: Mutex::new(None),
             loader_setup: setup(),
+            stats: Mutex::new(HashMap::new()),
             registry,
             config,
         });
@@ -202,11 +219,13 @@ impl Engine {
 
     /// Every script file found, loaded or not, sorted by file.
     pub fn scripts(&self) -> Vec<ScriptInfo> {
+        let stats = self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
         read(&self.shared.registry)
             .files
             .iter()
             .map(|(file, f)| {
                 let s = f.script.as_deref();
+                let runs = stats.get(&(f.origin, f.name.clone())).cloned().unwrap_or_default();
                 ScriptInfo {
                     name: f.name.clone(),
                     file: file.clone(),
@@ -217,6 +236,9 @@ impl Engine {
                     has_call: s.is_some_and(|s| s.has_call),
                     loaded: s.is_some(),
                     error: f.error.clone(),
+                    invocations: runs.invocations,
+                    errors: runs.errors,
+                    last_error: runs.last_error,
                 }
             })
             .collect()
@@ -239,7 +261,17 @@ impl Shared {
         if caller.id != self.config.local.id {
             self.limits.check(&caller.id, &script.name, script.metadata.rate_limit)?;
         }
-        self.pool.with_vm(|vm| vm.run(script, entry, caller, extensions))
+        let out = self.pool.with_vm(|vm| vm.run(script, entry, caller, extensions));
+        if !matches!(out, Err(Error::Busy)) {
+            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            let runs = stats.entry((script.origin, script.name.clone())).or_default();
+            runs.invocations += 1;
+            if let Err(e) = &out {
+                runs.errors += 1;
+                runs.last_error = Some(e.to_string());
+            }
+        }
+        out
     }
 
     fn rescan(&self) {

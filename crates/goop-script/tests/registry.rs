@@ -160,3 +160,16 @@ fn hot_reload_can_be_switched_off() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(cmd(&engine, "v", "").unwrap().as_deref(), Some("one"));
 }
+
+#[test]
+fn scripts_report_their_runs_and_last_error_with_its_line() {
+    let site = Site::new();
+    site.write("functions/div.lua", "function call(r)\n  if r.params.b == 0 then\n    error('divide by zero')\n  end\n  return r.params.a / r.params.b\nend");
+    let engine = site.engine();
+    assert_eq!(engine.call(&visitor(), "div", &json!({"a": 6, "b": 3})).unwrap(), json!(2));
+    assert!(engine.call(&visitor(), "div", &json!({"a": 1, "b": 0})).is_err());
+    let div = engine.scripts().into_iter().find(|s| s.name == "div").unwrap();
+    assert_eq!((div.invocations, div.errors), (2, 1));
+    let last = div.last_error.unwrap();
+    assert!(last.contains("functions/div.lua:3") && last.contains("divide by zero"), "{last}");
+}
