@@ -1,6 +1,6 @@
 //! The task that owns the swarm: runs commands from `Node` handles and answers peers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::behaviour::{self, Behaviour, BehaviourEvent};
 use super::services::{ChatOutcome, Labels, Services};
-use super::{Command, Incoming, NodeError, Proto};
+use super::{Command, Incoming, KnownPeer, NodeError, Proto};
 use crate::protocol::{chat, profile};
 
 pub(super) struct EventLoop {
@@ -28,6 +28,32 @@ pub(super) struct EventLoop {
     pub(super) label: String,
     pub(super) dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NodeError>>>,
     pub(super) requests: HashMap<(Proto, OutboundRequestId), Pending>,
+    /// Peers met so far: addresses seen, and whether a connection is open. Bounded.
+    pub(super) known: BTreeMap<PeerId, Seen>,
+}
+
+/// Most peers remembered; past it, peers never connected to are not added.
+const MAX_KNOWN: usize = 1024;
+
+#[derive(Default)]
+pub(super) struct Seen {
+    addrs: Vec<Multiaddr>,
+    connections: u32,
+}
+
+impl EventLoop {
+    fn seen(&mut self, peer: PeerId, addr: Option<Multiaddr>) -> Option<&mut Seen> {
+        if !self.known.contains_key(&peer) && self.known.len() >= MAX_KNOWN {
+            return None;
+        }
+        let seen = self.known.entry(peer).or_default();
+        if let Some(addr) = addr {
+            if !seen.addrs.contains(&addr) && seen.addrs.len() < 8 {
+                seen.addrs.push(addr);
+            }
+        }
+        Some(seen)
+    }
 }
 
 pub(super) enum Pending {
@@ -88,6 +114,19 @@ impl EventLoop {
             Command::Connected { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            Command::Peers { reply } => {
+                let peers = self
+                    .known
+                    .iter()
+                    .map(|(id, seen)| KnownPeer {
+                        id: *id,
+                        label: self.labels.get(id),
+                        connected: seen.connections > 0,
+                        addrs: seen.addrs.clone(),
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
         }
     }
 
@@ -96,11 +135,20 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } => {
                 self.addrs.send_modify(|a| a.push(address));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                let addr = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
+                if let Some(seen) = self.seen(peer_id, addr) {
+                    seen.connections += 1;
+                }
                 if let Some(reply) = self.dials.remove(&connection_id) {
                     // Swap labels before the dial completes, so the first request carries one.
                     let id = self.swarm.behaviour_mut().profile.send_request(&peer_id, profile::encode(&self.label));
                     self.requests.insert((Proto::Profile, id), Pending::Profile(Some(reply)));
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+                if let Some(seen) = self.known.get_mut(&peer_id) {
+                    seen.connections = seen.connections.saturating_sub(1);
                 }
             }
             SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
@@ -119,9 +167,18 @@ impl EventLoop {
             BehaviourEvent::Data(e) => self.request_response(Proto::Data, e),
             BehaviourEvent::Site(e) => self.request_response(Proto::Site, e),
             BehaviourEvent::Profile(e) => self.request_response(Proto::Profile, e),
+            // A peer's own listen addresses let this node reach it again after the connection idles out.
+            BehaviourEvent::Identify(libp2p::identify::Event::Received { peer_id, info, .. }) => {
+                for addr in info.listen_addrs.into_iter().take(8) {
+                    if self.seen(peer_id, Some(addr.clone())).is_some() {
+                        self.swarm.add_peer_address(peer_id, addr);
+                    }
+                }
+            }
             BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     tracing::info!("discovered {peer} at {addr}");
+                    self.seen(peer, Some(addr.clone()));
                     self.swarm.add_peer_address(peer, addr);
                 }
             }

@@ -7,7 +7,7 @@ mod behaviour;
 mod event_loop;
 pub mod services;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +66,18 @@ enum Command {
     Request { peer: PeerId, proto: Proto, body: Vec<u8>, reply: Option<oneshot::Sender<Result<Vec<u8>, NodeError>>> },
     Respond { proto: Proto, channel: ResponseChannel<Vec<u8>>, body: Vec<u8> },
     Connected { reply: oneshot::Sender<Vec<PeerId>> },
+    Peers { reply: oneshot::Sender<Vec<KnownPeer>> },
+}
+
+/// A peer this node has met: connected now, or seen before and still reachable perhaps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownPeer {
+    pub id: PeerId,
+    /// What it announced; display text only.
+    pub label: String,
+    pub connected: bool,
+    /// Where it was seen (mDNS or a connection).
+    pub addrs: Vec<Multiaddr>,
 }
 
 /// A handle to a running node. Cheap to clone; the node stops when every handle is dropped.
@@ -125,6 +137,7 @@ impl Node {
             label: config.label,
             dials: HashMap::new(),
             requests: HashMap::new(),
+            known: BTreeMap::new(),
         };
         tokio::spawn(event_loop.run());
         Ok(node)
@@ -178,6 +191,15 @@ impl Node {
     pub async fn connected(&self) -> Vec<PeerId> {
         let (reply, rx) = oneshot::channel();
         if self.send(Command::Connected { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Every peer met since start (connected or discovered), sorted by ID.
+    pub async fn peers(&self) -> Vec<KnownPeer> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::Peers { reply }).await.is_err() {
             return Vec::new();
         }
         rx.await.unwrap_or_default()

@@ -14,6 +14,9 @@ pub const MAX_FILE: usize = 4 * 1024 * 1024;
 /// Longest path accepted, in bytes.
 pub const MAX_PATH: usize = 1024;
 
+/// Files at the top of `site/` that are server configuration, never served.
+const PRIVATE_FILES: &[&str] = &["schema.sql", "schema.json"];
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SiteRequest {
     pub path: String,
@@ -74,6 +77,10 @@ impl Site {
         }
         let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().to_lowercase());
         if first.as_deref() == Some("lua") {
+            return Err("not found".into());
+        }
+        // The schema and its access policies configure the store: a quiz's answer key may be in them.
+        if rel.components().count() == 1 && first.as_deref().is_some_and(|f| PRIVATE_FILES.contains(&f)) {
             return Err("not found".into());
         }
         let root = self.root.canonicalize().map_err(|_| "not found".to_string())?;
@@ -149,6 +156,8 @@ mod tests {
         std::fs::write(root.join("css/style.css"), "b{}").unwrap();
         std::fs::write(root.join("lua/echo.lua"), "secret").unwrap();
         std::fs::write(root.join("lua/.state/echo.json"), "{}").unwrap();
+        std::fs::write(root.join("schema.sql"), "INSERT INTO answer_key VALUES (1, 2);").unwrap();
+        std::fs::write(root.join("schema.json"), "{}").unwrap();
         std::fs::write(dir.path().join("goop.json"), "{}").unwrap();
         std::fs::write(dir.path().join("identity.key"), "key").unwrap();
         let s = Site { scripts: root.join("lua"), root };
@@ -192,6 +201,10 @@ mod tests {
             "/.hidden",
             "/css/%00.css",
             "/nope.html",
+            "/schema.sql",
+            "/SCHEMA.SQL",
+            "/%73chema.sql",
+            "/schema.json",
         ] {
             assert!(matches!(get(&s, path), SiteAnswer::Refused(_)), "{path} should be refused");
         }
