@@ -24,6 +24,22 @@ pub struct PeerConfig {
     pub profile: Profile,
     pub lua: Lua,
     pub p2p: P2p,
+    pub viewer: Viewer,
+}
+
+/// The local web viewer `goop run` serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Viewer {
+    pub enabled: bool,
+    /// `IP:PORT`. A non-loopback address exposes the peer to its network: only when told to.
+    pub addr: String,
+}
+
+impl Default for Viewer {
+    fn default() -> Self {
+        Viewer { enabled: true, addr: crate::viewer::DEFAULT_ADDR.into() }
+    }
 }
 
 /// How the peer finds others.
@@ -120,6 +136,9 @@ impl PeerConfig {
                 format!("must be a relative path inside the peer folder, got {:?}", lua.script_dir),
             ));
         }
+        if let Err(e) = self.viewer.addr.parse::<std::net::SocketAddr>() {
+            return Err(("viewer.addr".into(), format!("not an IP:PORT address ({e}): {:?}", self.viewer.addr)));
+        }
         for (i, addr) in self.p2p.bootstrap.iter().enumerate() {
             if let Err(e) = addr.parse::<libp2p::Multiaddr>() {
                 return Err((format!("p2p.bootstrap[{i}]"), format!("not a multiaddr ({e}): {addr:?}")));
@@ -185,6 +204,8 @@ mod tests {
             (r#"{"lua": {"script_dir": "../elsewhere"}}"#, "lua.script_dir"),
             (r#"{"lua": {"script_dir": "/etc"}}"#, "lua.script_dir"),
             (r#"{"p2p": {"bootstrap": ["/ip4/1.2.3.4/tcp/1", "nonsense"]}}"#, "p2p.bootstrap[1]"),
+            (r#"{"viewer": {"addr": "localhost"}}"#, "viewer.addr"),
+            (r#"{"viewer": {"adr": "127.0.0.1:1"}}"#, "viewer.adr"),
         ] {
             assert_eq!(PeerConfig::parse(json).unwrap_err().0, field, "{json}");
         }

@@ -11,3 +11,4 @@ pub mod protocol;
 pub mod remote;
 pub mod run;
 pub mod store;
+pub mod viewer;

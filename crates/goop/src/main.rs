@@ -47,6 +47,9 @@ enum Command {
         /// Peer to dial at start (repeatable).
         #[arg(long, value_name = "MULTIADDR")]
         connect: Vec<String>,
+        /// Serve the web viewer on this IP:PORT (default viewer.addr, 127.0.0.1:8080), or "off".
+        #[arg(long, value_name = "ADDR")]
+        viewer: Option<String>,
     },
     /// Call a data function and print the data protocol's JSON answer.
     Call {
@@ -157,8 +160,8 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Outcome { stdout, success: true }
         }
         Command::Id { dir } => Outcome { stdout: format!("{}\n", goop::identity::peer_id(&dir)?), success: true },
-        Command::Run { dir, listen, connect } => {
-            goop::run::run(&dir, &listen, &connect).await?;
+        Command::Run { dir, listen, connect, viewer } => {
+            goop::run::run(&dir, &listen, &connect, viewer.as_deref()).await?;
             Outcome { stdout: String::new(), success: true }
         }
         Command::Call { dir, peer, caller, function, params } => {

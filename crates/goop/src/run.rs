@@ -17,6 +17,7 @@ use crate::node::services::{DataStore, Services};
 use crate::node::{Node, NodeConfig};
 use crate::protocol::site::Site;
 use crate::store::{DbModule, Store};
+use crate::viewer::{self, origin::Hosts, Viewer};
 
 /// Where a peer listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/4001";
@@ -30,8 +31,8 @@ impl DataStore for Store {
     }
 }
 
-/// The serving parts of the peer in `dir`, as the config says.
-pub fn services(dir: &Path, config: &PeerConfig, local: Peer) -> anyhow::Result<Services> {
+/// The serving parts of the peer in `dir`, as the config says, and its store.
+pub fn services(dir: &Path, config: &PeerConfig, local: Peer) -> anyhow::Result<(Services, Store)> {
     let store = Store::open(dir, &local.id).context("cannot open the peer's database")?;
     let engine = if config.lua.enabled {
         let mut modules: Vec<Arc<dyn HostModule>> = vec![Arc::new(DbModule::new(store.clone()))];
@@ -44,19 +45,21 @@ pub fn services(dir: &Path, config: &PeerConfig, local: Peer) -> anyhow::Result<
     };
     let root = dir.join("site");
     let scripts = dir.join(&config.lua.script_dir);
-    Ok(Services { engine, store: Arc::new(store), site: Site { root, scripts } })
+    Ok((Services { engine, store: Arc::new(store.clone()), site: Site { root, scripts } }, store))
 }
 
-/// Runs the peer in `dir` until it is told to stop.
-pub async fn run(dir: &Path, listen: &[String], connect: &[String]) -> anyhow::Result<()> {
+/// Runs the peer in `dir` until it is told to stop. `viewer` overrides `viewer.addr`
+/// ("off" turns the viewer off).
+pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Option<&str>) -> anyhow::Result<()> {
     let config = PeerConfig::load(dir)?;
     let key = identity::load_or_create(dir)?;
     let id = key.public().to_peer_id();
     let local = Peer::new(id.to_string(), config.profile.label.clone());
-    let services = {
-        let (dir, config) = (dir.to_path_buf(), config.clone());
+    let (services, store) = {
+        let (dir, config, local) = (dir.to_path_buf(), config.clone(), local.clone());
         tokio::task::spawn_blocking(move || services(&dir, &config, local)).await??
     };
+    let services = Arc::new(services);
     if services.engine.is_none() {
         tracing::warn!("lua scripting is disabled; set lua.enabled in goop.json to serve scripts");
     }
@@ -67,7 +70,31 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String]) -> anyhow::R
         .collect::<anyhow::Result<_>>()?;
     let node_config =
         NodeConfig { listen, fallback_port: defaulted, mdns: config.p2p.mdns, label: config.profile.label.clone() };
-    let node = Node::start(key, node_config, Some(Arc::new(services)))?;
+    let node = Node::start(key, node_config, Some(services.clone()))?;
+    let viewer_addr = match viewer {
+        Some("off") => None,
+        Some(addr) => {
+            Some((addr.parse().with_context(|| format!("--viewer {addr:?} is not an IP:PORT address"))?, false))
+        }
+        None if config.viewer.enabled => Some((config.viewer.addr.parse()?, true)),
+        None => None,
+    };
+    let viewer_task = match viewer_addr {
+        Some((addr, fallback)) => {
+            let listener =
+                viewer::bind(addr, fallback).await.with_context(|| format!("viewer: cannot listen on {addr}"))?;
+            let port = listener.local_addr()?.port();
+            let hosts = Hosts { port };
+            println!("viewer http://localhost:{port}/  (your site: {})", hosts.site_url(&id));
+            let state = Arc::new(Viewer { node: node.clone(), services, store, me: local, hosts });
+            Some(tokio::spawn(async move {
+                if let Err(e) = viewer::serve(listener, state).await {
+                    tracing::error!("viewer stopped: {e}");
+                }
+            }))
+        }
+        None => None,
+    };
 
     let mut addrs = node.watch_addrs();
     let printer = tokio::spawn(async move {
@@ -100,6 +127,9 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String]) -> anyhow::R
     shutdown_signal().await;
     tracing::info!("stopping");
     printer.abort();
+    if let Some(task) = viewer_task {
+        task.abort();
+    }
     drop(node);
     Ok(())
 }
@@ -127,7 +157,7 @@ pub fn local_data(dir: &Path, request: &Value) -> anyhow::Result<Outcome> {
     config.lua.hot_reload = false;
     let id = identity::peer_id(dir)?;
     let owner = Peer::new(id.to_string(), config.profile.label.clone());
-    let services = services(dir, &config, owner.clone())?;
+    let (services, _) = services(dir, &config, owner.clone())?;
     let answer: Value = serde_json::from_slice(&services.data(&owner, &serde_json::to_vec(request)?))?;
     let success = answer.get("ok") == Some(&Value::Bool(true));
     Ok(Outcome { stdout: format!("{answer}\n"), success })

@@ -1,0 +1,87 @@
+// goop JS SDK: served at /_goop/sdk.js on every peer's origin. It talks to that peer only,
+// through the visitor's own goop peer (the viewer), which calls the site's peer over
+// /goop/data/1.0.0 as the visitor's peer ID.
+(function () {
+  "use strict";
+  var info = /*GOOP_INFO*/null;
+
+  function request(body) {
+    return fetch("/_goop/data", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    }).then(function (response) {
+      return response.text().then(function (text) {
+        var answer;
+        try {
+          answer = JSON.parse(text);
+        } catch (e) {
+          throw new Error(text || "HTTP " + response.status);
+        }
+        if (!answer || answer.ok !== true) {
+          throw new Error((answer && answer.error) || "request failed");
+        }
+        return answer;
+      });
+    });
+  }
+
+  function filter(body, where, args) {
+    if (where !== undefined) body.where = where;
+    if (args !== undefined) body.args = args;
+    return body;
+  }
+
+  var data = Object.freeze({
+    /** Calls the peer's data function `fn` (site/lua/functions/fn.lua) with `params`. */
+    call: function (fn, params) {
+      return request({ op: "lua-call", function: fn, params: params === undefined ? {} : params })
+        .then(function (a) { return a.result; });
+    },
+    /** The peer's data functions: [{name, description}]. */
+    list: function () {
+      return request({ op: "lua-list" }).then(function (a) { return a.functions; });
+    },
+    /** The tables the peer lets this visitor see. */
+    tables: function () {
+      return request({ op: "tables" }).then(function (a) { return a.tables; });
+    },
+    describe: function (table) {
+      return request({ op: "describe", table: table }).then(function (a) { return a.columns; });
+    },
+    /** Rows of `table`; options: columns, where, args, order, limit, offset. */
+    query: function (table, options) {
+      var body = { op: "query", table: table };
+      var o = options || {};
+      ["columns", "where", "args", "order", "limit", "offset"].forEach(function (k) {
+        if (o[k] !== undefined) body[k] = o[k];
+      });
+      return request(body).then(function (a) { return a.rows; });
+    },
+    /** Inserts a row owned by the visitor; resolves to its _id. */
+    insert: function (table, row) {
+      return request({ op: "insert", table: table, data: row }).then(function (a) { return a.id; });
+    },
+    /** Updates the visitor's own rows matching `where`; resolves to the number changed. */
+    update: function (table, row, where, args) {
+      return request(filter({ op: "update", table: table, data: row }, where, args))
+        .then(function (a) { return a.affected; });
+    },
+    /** Deletes the visitor's own rows matching `where`; resolves to the number deleted. */
+    delete: function (table, where, args) {
+      return request(filter({ op: "delete", table: table }, where, args))
+        .then(function (a) { return a.affected; });
+    },
+    /** Any data-protocol request; resolves to the whole answer. */
+    request: request,
+  });
+
+  window.Goop = Object.freeze({
+    /** The peer whose browser this is: {id, label}. */
+    self: Object.freeze(info.self),
+    /** The peer whose site this is: {id, label}. */
+    peer: Object.freeze(info.peer),
+    data: data,
+  });
+  window.goopData = data;
+})();

@@ -1,0 +1,138 @@
+// The viewer's dashboard: polls /api/status and /api/inbox, sends messages, connects to peers.
+// Everything shown comes from other peers in part (labels, messages): text only, never HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function short(id) {
+  return id.length > 16 ? id.slice(0, 8) + "…" + id.slice(-6) : id;
+}
+
+async function api(path, body) {
+  const init = body === undefined ? {} : {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  };
+  const response = await fetch(path, init);
+  const answer = await response.json().catch(() => ({ ok: false, error: "HTTP " + response.status }));
+  if (answer.ok === false) throw new Error(answer.error);
+  return answer;
+}
+
+function renderSelf(self) {
+  $("self-label").textContent = self.label ? "· " + self.label : "";
+  $("self-id").textContent = self.id;
+  $("self-site").href = self.site;
+  const list = $("self-addrs");
+  list.replaceChildren(...self.addrs.map((a) => el("li", a)));
+}
+
+function renderPeers(peers) {
+  const body = $("peers");
+  if (peers.length === 0) {
+    body.replaceChildren(el("tr"));
+    body.firstChild.appendChild(el("td", "No peers yet.", "note")).colSpan = 4;
+  } else {
+    body.replaceChildren(...peers.map((p) => {
+      const row = el("tr");
+      row.dataset.peerId = p.id;
+      const id = row.appendChild(el("td"));
+      id.appendChild(el("code", short(p.id))).title = p.id;
+      row.appendChild(el("td", p.label));
+      row.appendChild(el("td", p.connected ? "connected" : "discovered", p.connected ? "on" : "off"));
+      const link = row.appendChild(el("td")).appendChild(el("a", "open site"));
+      link.href = p.site;
+      link.className = "site-link";
+      return row;
+    }));
+  }
+  const select = $("chat-peer");
+  const chosen = select.value;
+  select.replaceChildren(...peers.map((p) => {
+    const o = el("option", (p.label || short(p.id)) + (p.connected ? "" : " (offline?)"));
+    o.value = p.id;
+    return o;
+  }));
+  if (chosen) select.value = chosen;
+}
+
+function renderScripts(scripting, scripts) {
+  $("scripting-off").hidden = scripting;
+  $("scripts").replaceChildren(...scripts.map((s) => {
+    const row = el("tr");
+    row.dataset.script = s.name;
+    row.appendChild(el("td", s.name));
+    row.appendChild(el("td", s.loaded ? s.kind : "not loaded"));
+    row.appendChild(el("td", s.description));
+    row.appendChild(el("td", s.rate_limit === null ? "default" : s.rate_limit + "/min"));
+    row.appendChild(el("td", s.invocations, "runs"));
+    row.appendChild(el("td", s.errors, "errors"));
+    row.appendChild(el("td", s.load_error || s.last_error || "", "error"));
+    return row;
+  }));
+}
+
+function renderInbox(messages) {
+  $("inbox").replaceChildren(...messages.map((m) => {
+    const li = el("li");
+    li.appendChild(el("span", m.label || short(m.from), "from")).title = m.from;
+    li.appendChild(el("span", m.content, "content"));
+    li.appendChild(el("span", m.at + " UTC", "at"));
+    return li;
+  }));
+}
+
+async function refresh() {
+  try {
+    const status = await api("/api/status");
+    renderSelf(status.self);
+    renderPeers(status.peers);
+    renderScripts(status.scripting, status.scripts);
+    renderInbox((await api("/api/inbox")).messages);
+  } catch (e) {
+    console.warn("viewer refresh failed", e);
+  }
+}
+
+$("connect-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const out = $("connect-result");
+  out.textContent = "connecting…";
+  try {
+    const answer = await api("/api/connect", { addr: $("connect-addr").value });
+    out.textContent = "connected to " + short(answer.peer);
+    refresh();
+  } catch (e) {
+    out.textContent = e.message;
+  }
+});
+
+$("chat-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const out = $("chat-result");
+  const peer = $("chat-peer").value;
+  const content = $("chat-content").value;
+  try {
+    await api("/api/chat", { peer, content });
+    out.textContent = "sent";
+    const li = el("li");
+    li.appendChild(el("span", "to " + short(peer), "from"));
+    li.appendChild(el("span", content, "content"));
+    $("sent").prepend(li);
+    $("chat-content").value = "";
+    setTimeout(refresh, 500);
+  } catch (e) {
+    out.textContent = e.message;
+  }
+});
+
+refresh();
+setInterval(refresh, 2000);

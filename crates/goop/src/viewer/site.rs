@@ -1,0 +1,99 @@
+//! One peer's origin: its site's files (over `/goop/site/1.0.0`, or from disk for this peer), the
+//! JS SDK, and the data endpoint the SDK posts to — bound to that one peer and no other.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use libp2p::PeerId;
+use serde_json::json;
+
+use super::{json, refuse, Viewer};
+use crate::node::Proto;
+use crate::protocol::site::{self, SiteRequest};
+
+/// Where every peer origin serves the SDK.
+pub const SDK_PATH: &str = "/_goop/sdk.js";
+/// Where the SDK posts data-protocol requests.
+pub const DATA_PATH: &str = "/_goop/data";
+
+const SDK: &str = include_str!("assets/sdk.js");
+/// Replaced in [`SDK`] with who the page belongs to and who is looking.
+const INFO_MARKER: &str = "/*GOOP_INFO*/null";
+
+/// How long a page waits for a file from another peer.
+const SITE_WAIT: Duration = Duration::from_secs(30);
+/// How long a page waits for a data answer: a script may run up to 60 s.
+const DATA_WAIT: Duration = Duration::from_secs(70);
+
+pub async fn answer(viewer: &Viewer, peer: PeerId, method: &Method, path: &str, body: &[u8]) -> Response {
+    match (method, path) {
+        (&Method::GET, SDK_PATH) => sdk(viewer, peer),
+        (&Method::POST, DATA_PATH) => data(viewer, peer, body).await,
+        (_, p) if p.starts_with("/_goop/") => refuse(StatusCode::NOT_FOUND, "not found"),
+        (&Method::GET | &Method::HEAD, _) => file(viewer, peer, path).await,
+        _ => refuse(StatusCode::METHOD_NOT_ALLOWED, "a site is read-only; use the SDK to send data"),
+    }
+}
+
+fn sdk(viewer: &Viewer, peer: PeerId) -> Response {
+    let label = if peer == viewer.node.peer_id() { viewer.me.label.clone() } else { viewer.node.label_of(&peer) };
+    let info = json!({
+        "self": { "id": viewer.me.id, "label": viewer.me.label },
+        "peer": { "id": peer.to_string(), "label": label },
+    });
+    // `<` escaped so the literal stays inert wherever the script text ends up.
+    let literal = info.to_string().replace('<', "\\u003c");
+    let body = SDK.replacen(INFO_MARKER, &literal, 1);
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], body)
+        .into_response()
+}
+
+async fn data(viewer: &Viewer, peer: PeerId, body: &[u8]) -> Response {
+    let answer = if peer == viewer.node.peer_id() {
+        let (services, me, body) = (viewer.services.clone(), viewer.me.clone(), body.to_vec());
+        tokio::task::spawn_blocking(move || services.data(&me, &body)).await.map_err(|e| e.to_string())
+    } else {
+        match tokio::time::timeout(DATA_WAIT, viewer.node.request(peer, Proto::Data, body.to_vec())).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(format!("cannot reach peer {peer}: {e}")),
+            Err(_) => Err(format!("peer {peer} did not answer in time")),
+        }
+    };
+    match answer {
+        Ok(bytes) if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() => {
+            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
+        Ok(_) => json(StatusCode::BAD_GATEWAY, &json!({ "ok": false, "error": "the peer sent a malformed answer" })),
+        Err(e) => json(StatusCode::BAD_GATEWAY, &json!({ "ok": false, "error": e })),
+    }
+}
+
+async fn file(viewer: &Viewer, peer: PeerId, path: &str) -> Response {
+    let request = serde_json::to_vec(&SiteRequest { path: path.to_string() }).unwrap_or_default();
+    let encoded = if peer == viewer.node.peer_id() {
+        let services = viewer.services.clone();
+        tokio::task::spawn_blocking(move || services.site(&request)).await.map_err(|e| e.to_string())
+    } else {
+        match tokio::time::timeout(SITE_WAIT, viewer.node.request(peer, Proto::Site, request)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(format!("cannot reach peer {peer}: {e}")),
+            Err(_) => Err(format!("peer {peer} did not answer in time")),
+        }
+    };
+    let (head, bytes) = match encoded.and_then(|b| site::decode(&b)) {
+        Ok(decoded) => decoded,
+        Err(e) => return refuse(StatusCode::BAD_GATEWAY, &e),
+    };
+    if !head.ok {
+        let why = head.error.unwrap_or_else(|| "refused".into());
+        let status = if why == "not found" { StatusCode::NOT_FOUND } else { StatusCode::FORBIDDEN };
+        return refuse(status, &why);
+    }
+    let content_type = head
+        .content_type
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))], bytes)
+        .into_response()
+}
