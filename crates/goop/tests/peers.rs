@@ -1,54 +1,11 @@
 //! Two `goop run` processes on 127.0.0.1 reach each other's scripts, data and site.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 
-fn goop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_goop")).args(args).env_remove("RUST_LOG").output().expect("goop runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A peer folder from `goop init`, with mDNS off so tests stay on loopback.
-fn folder(label: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(goop(&["init", dir.path().to_str().unwrap()]).status.success());
-    let config =
-        format!(r#"{{"profile": {{"label": "{label}"}}, "lua": {{"enabled": true}}, "p2p": {{"mdns": false}}}}"#);
-    std::fs::write(dir.path().join("goop.json"), config).unwrap();
-    dir
-}
-
-/// A running peer; killed when dropped.
-struct Running {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(dir: &Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_goop"))
-        .args(["run", "--dir", dir.to_str().unwrap(), "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("goop run starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr =
-        line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
-    assert!(addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/12D3KooW"), "{addr}");
-    Running { child, addr }
-}
+use common::*;
 
 #[test]
 fn a_visitor_reaches_the_hosts_scripts_data_and_site() {

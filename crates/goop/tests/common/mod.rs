@@ -1,0 +1,75 @@
+//! Helpers for tests that drive the `goop` binary: peer folders and running peers on loopback.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+pub fn goop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_goop")).args(args).env_remove("RUST_LOG").output().expect("goop runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A peer folder from `goop init`, with mDNS off so tests stay on loopback.
+pub fn folder(label: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(goop(&["init", dir.path().to_str().unwrap()]).status.success());
+    let config =
+        format!(r#"{{"profile": {{"label": "{label}"}}, "lua": {{"enabled": true}}, "p2p": {{"mdns": false}}}}"#);
+    std::fs::write(dir.path().join("goop.json"), config).unwrap();
+    dir
+}
+
+/// The peer ID of the folder `dir`.
+pub fn peer_id(dir: &Path) -> String {
+    stdout(&goop(&["id", "--dir", dir.to_str().unwrap()])).trim().to_string()
+}
+
+/// A running peer; killed when dropped.
+pub struct Running {
+    pub child: Child,
+    /// Its libp2p address, `/ip4/127.0.0.1/tcp/N/p2p/ID`.
+    pub addr: String,
+    /// Its viewer's port on 127.0.0.1.
+    pub viewer_port: u16,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `goop run` on loopback with OS-chosen ports, plus `extra` arguments.
+pub fn run_with(dir: &Path, extra: &[&str]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_goop"))
+        .args(["run", "--dir", dir.to_str().unwrap(), "--listen", "/ip4/127.0.0.1/tcp/0", "--viewer", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("goop run starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut addr, mut viewer_port) = (None, None);
+    while addr.is_none() || viewer_port.is_none() {
+        let line = lines.next().expect("goop run printed its addresses").unwrap();
+        if let Some(a) = line.strip_prefix("listening ") {
+            addr = Some(a.to_string());
+        } else if let Some(rest) = line.strip_prefix("viewer http://localhost:") {
+            viewer_port = rest.split('/').next().and_then(|p| p.parse().ok());
+        } else {
+            panic!("unexpected line {line:?}");
+        }
+    }
+    let addr = addr.unwrap();
+    assert!(addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/12D3KooW"), "{addr}");
+    Running { child, addr, viewer_port: viewer_port.unwrap() }
+}
+
+pub fn run(dir: &Path) -> Running {
+    run_with(dir, &[])
+}

@@ -1,0 +1,202 @@
+//! The viewer of a running peer, over plain HTTP on loopback: the dashboard's API, a peer's
+//! site on its own origin through another peer's viewer, and the Host / origin checks.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {} {}", self.status, self.body))
+    }
+}
+
+/// One HTTP/1.1 request to the viewer on `port` with the given Host and extra headers.
+fn http(port: u16, method: &str, host: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Answer { status, head: head.to_lowercase(), body: body.to_string() }
+}
+
+fn get(port: u16, host: &str, path: &str) -> Answer {
+    http(port, "GET", host, path, &[], "")
+}
+
+/// A POST the way a page of `host`'s own origin sends it.
+fn post(port: u16, host: &str, path: &str, body: &Value) -> Answer {
+    let origin = format!("http://{host}");
+    http(port, "POST", host, path, &[("Origin", &origin), ("Content-Type", "application/json")], &body.to_string())
+}
+
+fn status(port: u16) -> Value {
+    get(port, &format!("localhost:{port}"), "/api/status").json()
+}
+
+/// Waits until the viewer on `port` lists `peer` as connected; returns its site's host name.
+fn site_host(port: u16, peer: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = status(port);
+        if let Some(p) = s["peers"].as_array().unwrap().iter().find(|p| p["id"] == peer && p["connected"] == true) {
+            let url = p["site"].as_str().unwrap();
+            return url.trim_start_matches("http://").trim_end_matches('/').to_string();
+        }
+        assert!(Instant::now() < deadline, "{peer} never showed as connected: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_visitor_reaches_the_hosts_site_and_functions_through_its_own_viewer() {
+    let (host_dir, visitor_dir) = (folder("Host"), folder("Ann"));
+    let host = run(host_dir.path());
+    let visitor = run_with(visitor_dir.path(), &["--connect", &host.addr]);
+    let (host_id, visitor_id) = (peer_id(host_dir.path()), peer_id(visitor_dir.path()));
+    let port = visitor.viewer_port;
+    let site = site_host(port, &host_id);
+    assert!(site.starts_with('k') && site.ends_with(&format!(".localhost:{port}")), "{site}");
+
+    let page = get(port, &site, "/");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.head.contains("content-type: text/html"), "{}", page.head);
+    assert!(page.head.contains("connect-src 'self'"), "a peer's page talks to its own origin only");
+    assert_eq!(page.body, std::fs::read_to_string(host_dir.path().join("site/index.html")).unwrap());
+
+    let sdk = get(port, &site, "/_goop/sdk.js");
+    assert_eq!(sdk.status, 200);
+    assert!(sdk.body.contains(&format!(r#""self":{{"id":"{visitor_id}","label":"Ann"}}"#)), "{}", sdk.body);
+    assert!(sdk.body.contains(&format!(r#""peer":{{"id":"{host_id}","label":"Host"}}"#)), "{}", sdk.body);
+
+    let call =
+        post(port, &site, "/_goop/data", &json!({"op": "lua-call", "function": "hello", "params": {"name": "Bo"}}));
+    let answer = call.json();
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(answer["result"]["caller"], visitor_id.as_str(), "the host sees the visitor's peer ID: {answer}");
+    let missing = post(port, &site, "/_goop/data", &json!({"op": "lua-call", "function": "nope"})).json();
+    assert_eq!(missing["ok"], false);
+
+    for private in ["/lua/echo.lua", "/lua/functions/hello.lua", "/%6cua/echo.lua", "/../goop.json", "/schema.sql"] {
+        let refused = get(port, &site, private);
+        assert!(matches!(refused.status, 403 | 404), "{private}: {}", refused.status);
+        assert!(!refused.body.contains("lua") && !refused.body.contains("profile"), "{}", refused.body);
+    }
+
+    // The host's own viewer serves its site from disk and calls its scripts as the owner.
+    let own = status(host.viewer_port)["self"]["site"].as_str().unwrap().to_string();
+    let own_host = own.trim_start_matches("http://").trim_end_matches('/');
+    let mine = post(host.viewer_port, own_host, "/_goop/data", &json!({"op": "lua-call", "function": "hello"})).json();
+    assert_eq!(mine["result"]["caller"], host_id.as_str(), "{mine}");
+    let hello = status(host.viewer_port)["scripts"].as_array().unwrap().iter().find(|s| s["name"] == "hello").cloned();
+    let hello = hello.expect("hello is listed");
+    assert_eq!((hello["kind"].as_str(), hello["invocations"].as_u64()), (Some("function"), Some(2)), "{hello}");
+}
+
+#[test]
+fn hostile_requests_are_refused() {
+    let (host_dir, visitor_dir) = (folder("Host"), folder("Ann"));
+    let host = run(host_dir.path());
+    let visitor = run_with(visitor_dir.path(), &["--connect", &host.addr]);
+    let port = visitor.viewer_port;
+    let site = site_host(port, &peer_id(host_dir.path()));
+    let own_site =
+        status(port)["self"]["site"].as_str().unwrap().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let list = json!({"op": "lua-list"}).to_string();
+
+    // DNS rebinding: a name that is not the viewer's, or the right name on another port.
+    for host in [format!("evil.example:{port}"), format!("localhost:{}", port.wrapping_add(1)), "localhost".into()] {
+        assert_eq!(get(port, &host, "/api/status").status, 421, "{host}");
+    }
+    assert_eq!(get(port, &format!("kbogus.localhost:{port}"), "/").status, 421);
+
+    // Writes must come from a page of the same origin.
+    let data = |origin: Option<&str>| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(o) = origin {
+            headers.push(("Origin", o));
+        }
+        http(port, "POST", &site, "/_goop/data", &headers, &list).status
+    };
+    assert_eq!(data(None), 403, "no Origin");
+    assert_eq!(data(Some(&format!("http://{own_site}"))), 403, "another peer's page");
+    assert_eq!(data(Some("http://evil.example")), 403);
+    assert_eq!(data(Some(&format!("http://{site}"))), 200);
+    let chat = json!({"peer": peer_id(host_dir.path()), "content": "hi"}).to_string();
+    let from_site = [("Origin", format!("http://{site}")), ("Content-Type", "application/json".into())];
+    let headers: Vec<(&str, &str)> = from_site.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    assert_eq!(http(port, "POST", &format!("localhost:{port}"), "/api/chat", &headers, &chat).status, 403);
+
+    // A peer's page cannot read the viewer's API, even through a same-site request.
+    let sneaky = http(port, "GET", &format!("localhost:{port}"), "/api/inbox", &[("Sec-Fetch-Site", "same-site")], "");
+    assert_eq!(sneaky.status, 403);
+    assert!(!sneaky.head.contains("access-control-allow-origin"));
+
+    // Oversize and malformed bodies.
+    let big = "x".repeat(300 * 1024);
+    let oversize = http(port, "POST", &site, "/_goop/data", &[("Origin", &format!("http://{site}"))], &big);
+    assert_eq!(oversize.status, 413);
+    let bad = http(port, "POST", &site, "/_goop/data", &[("Origin", &format!("http://{site}"))], "{not json");
+    assert_eq!(bad.json()["ok"], false);
+    assert_eq!(post(port, &format!("localhost:{port}"), "/api/connect", &json!({"addr": "nonsense"})).status, 400);
+    assert_eq!(
+        post(port, &format!("localhost:{port}"), "/api/chat", &json!({"peer": "x", "content": "hi"})).status,
+        400
+    );
+}
+
+#[test]
+fn messages_and_command_replies_reach_the_inbox_through_the_viewer() {
+    let (host_dir, visitor_dir) = (folder("Host"), folder("Ann"));
+    let host = run(host_dir.path());
+    let visitor = run_with(visitor_dir.path(), &["--connect", &host.addr]);
+    let host_id = peer_id(host_dir.path());
+    site_host(visitor.viewer_port, &host_id);
+    let viewer = format!("localhost:{}", visitor.viewer_port);
+    assert_eq!(
+        post(visitor.viewer_port, &viewer, "/api/chat", &json!({"peer": host_id, "content": "hello host"})).json()
+            ["ok"],
+        true
+    );
+    assert_eq!(
+        post(visitor.viewer_port, &viewer, "/api/chat", &json!({"peer": host_id, "content": "!echo ping"})).json()
+            ["ok"],
+        true
+    );
+
+    let inbox_has = |port: u16, text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let inbox = get(port, &format!("localhost:{port}"), "/api/inbox").json();
+            if inbox["messages"].as_array().unwrap().iter().any(|m| m["content"] == text) {
+                return inbox;
+            }
+            assert!(Instant::now() < deadline, "{text:?} never arrived: {inbox}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let host_inbox = inbox_has(host.viewer_port, "hello host");
+    assert_eq!(host_inbox["messages"][0]["label"], "Ann");
+    let reply = inbox_has(visitor.viewer_port, "You said: ping");
+    assert_eq!(reply["messages"][0]["from"], host_id.as_str());
+}
