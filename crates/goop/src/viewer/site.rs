@@ -54,11 +54,7 @@ async fn data(viewer: &Viewer, peer: PeerId, body: &[u8]) -> Response {
         let (services, me, body) = (viewer.services.clone(), viewer.me.clone(), body.to_vec());
         tokio::task::spawn_blocking(move || services.data(&me, &body)).await.map_err(|e| e.to_string())
     } else {
-        match tokio::time::timeout(DATA_WAIT, viewer.node.request(peer, Proto::Data, body.to_vec())).await {
-            Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(e)) => Err(format!("cannot reach peer {peer}: {e}")),
-            Err(_) => Err(format!("peer {peer} did not answer in time")),
-        }
+        remote(viewer, peer, Proto::Data, body.to_vec(), DATA_WAIT).await
     };
     match answer {
         Ok(bytes) if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() => {
@@ -75,11 +71,7 @@ async fn file(viewer: &Viewer, peer: PeerId, path: &str) -> Response {
         let services = viewer.services.clone();
         tokio::task::spawn_blocking(move || services.site(&request)).await.map_err(|e| e.to_string())
     } else {
-        match tokio::time::timeout(SITE_WAIT, viewer.node.request(peer, Proto::Site, request)).await {
-            Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(e)) => Err(format!("cannot reach peer {peer}: {e}")),
-            Err(_) => Err(format!("peer {peer} did not answer in time")),
-        }
+        remote(viewer, peer, Proto::Site, request, SITE_WAIT).await
     };
     let (head, bytes) = match encoded.and_then(|b| site::decode(&b)) {
         Ok(decoded) => decoded,
@@ -96,4 +88,13 @@ async fn file(viewer: &Viewer, peer: PeerId, path: &str) -> Response {
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))], bytes)
         .into_response()
+}
+
+/// One request to another peer, with the error a page shows when it is not answered.
+async fn remote(viewer: &Viewer, peer: PeerId, proto: Proto, body: Vec<u8>, wait: Duration) -> Result<Vec<u8>, String> {
+    match tokio::time::timeout(wait, viewer.node.request(peer, proto, body)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(format!("cannot reach peer {peer}: {e}")),
+        Err(_) => Err(format!("peer {peer} did not answer in time")),
+    }
 }
