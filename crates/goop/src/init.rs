@@ -1,18 +1,9 @@
-//! `goop init`: creates a peer folder with a config, a site and starter scripts.
+//! `goop init`: creates a peer folder with a config, an identity and a site from a template.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, PeerConfig};
-
-/// Files of the starter site, relative to the peer folder, embedded in the binary.
-const STARTER: &[(&str, &str)] = &[
-    ("site/index.html", include_str!("../starter/site/index.html")),
-    ("site/lua/help.lua", include_str!("../starter/site/lua/help.lua")),
-    ("site/lua/echo.lua", include_str!("../starter/site/lua/echo.lua")),
-    ("site/lua/greet.lua", include_str!("../starter/site/lua/greet.lua")),
-    ("site/lua/time.lua", include_str!("../starter/site/lua/time.lua")),
-    ("site/lua/functions/hello.lua", include_str!("../starter/site/lua/functions/hello.lua")),
-];
+use crate::templates::{self, Existing, TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -20,10 +11,14 @@ pub enum InitError {
     Exists(PathBuf),
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
 }
 
-/// Creates the peer folder `dir` and returns the files written. Never overwrites a file.
-pub fn init(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
+/// Creates the peer folder `dir` with the site of `template` and returns the files written.
+/// Never overwrites a file.
+pub fn init(dir: &Path, template: &str) -> Result<Vec<PathBuf>, InitError> {
+    let template = templates::find(template)?;
     let config_file = dir.join(config::FILE);
     if config_file.exists() {
         return Err(InitError::Exists(config_file));
@@ -35,21 +30,10 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
         .map_err(|e| InitError::Write { path: config_file.clone(), source: std::io::Error::other(e) })?;
     json.push('\n');
 
-    let mut written = Vec::new();
-    for (rel, content) in std::iter::once((config::FILE, json.as_str())).chain(STARTER.iter().copied()) {
-        let path = dir.join(rel);
-        if path.exists() {
-            continue; // keep whatever the owner already has
-        }
-        let write = || -> std::io::Result<()> {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&path, content)
-        };
-        write().map_err(|source| InitError::Write { path: path.clone(), source })?;
-        written.push(path);
-    }
+    std::fs::create_dir_all(dir).map_err(|source| InitError::Write { path: dir.to_path_buf(), source })?;
+    std::fs::write(&config_file, json).map_err(|source| InitError::Write { path: config_file.clone(), source })?;
+    let mut written = vec![config_file];
+    written.extend(template.write(dir, Existing::Keep)?);
     let key = dir.join(crate::identity::FILE);
     if !key.exists() {
         crate::identity::load_or_create(dir)

@@ -11,4 +11,5 @@ pub mod protocol;
 pub mod remote;
 pub mod run;
 pub mod store;
+pub mod templates;
 pub mod viewer;

@@ -19,6 +19,8 @@ pub enum SetupError {
     Engine(#[from] goop_script::Error),
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    #[error("cannot open the peer's database: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// What a command prints and how it exits.
@@ -37,16 +39,17 @@ pub struct LocalPeer {
 }
 
 impl LocalPeer {
-    /// Loads `dir`'s config and scripts; refuses when scripting is off.
+    /// Loads `dir`'s config, database and scripts, with the same `goop.*` modules `goop run`
+    /// gives them; refuses when scripting is off.
     pub fn open(dir: &Path) -> Result<LocalPeer, SetupError> {
-        let config = PeerConfig::load(dir)?;
+        let mut config = PeerConfig::load(dir)?;
         if !config.lua.enabled {
             return Err(SetupError::Disabled(dir.join(crate::config::FILE).display().to_string()));
         }
+        config.lua.hot_reload = false; // the command exits right after one call
         let id = crate::identity::peer_id(dir)?.to_string();
-        let mut engine_config = config.engine_config(dir, Peer::new(id.clone(), config.profile.label.clone()));
-        engine_config.hot_reload = false; // the command exits right after one call
-        let engine = Engine::new(engine_config)?;
+        let store = crate::store::Store::open(dir, &id)?;
+        let engine = crate::run::engine(dir, &config, Peer::new(id.clone(), config.profile.label.clone()), &store)?;
         Ok(LocalPeer { config, id, engine })
     }
 

@@ -17,6 +17,17 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Subcommand)]
+enum TemplatesAction {
+    /// Install a template into a peer folder: its files replace same-named ones, its tables'
+    /// policies go into site/schema.json, its schema is applied now.
+    Apply {
+        name: String,
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
 /// Who a local invocation runs as.
 #[derive(clap::Args)]
 struct Caller {
@@ -30,8 +41,17 @@ struct Caller {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a peer folder with a starter site and scripts.
-    Init { dir: PathBuf },
+    /// Create a peer folder with a site from a template (see `goop templates`).
+    Init {
+        dir: PathBuf,
+        #[arg(long, default_value = goop::templates::DEFAULT, value_name = "NAME")]
+        template: String,
+    },
+    /// List the site templates, or install one into a peer folder.
+    Templates {
+        #[command(subcommand)]
+        action: Option<TemplatesAction>,
+    },
     /// Print this peer's ID.
     Id {
         #[arg(long, default_value = ".")]
@@ -146,8 +166,23 @@ async fn remote(dir: &std::path::Path, peer: &str) -> anyhow::Result<Session> {
 
 async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     Ok(match cli.command {
-        Command::Init { dir } => {
-            let written = goop::init::init(&dir)?;
+        Command::Templates { action: None } => {
+            let list = goop::templates::all()?;
+            let width = list.iter().map(|t| t.manifest.name.len()).max().unwrap_or(0);
+            let lines = list.iter().map(|t| {
+                let m = &t.manifest;
+                format!("{:width$}  {:10}  {}\n", m.name, m.tier.name(), m.description)
+            });
+            Outcome { stdout: lines.collect(), success: true }
+        }
+        Command::Templates { action: Some(TemplatesAction::Apply { name, dir }) } => {
+            let written = goop::templates::install(&dir, &name)?;
+            let mut stdout: String = written.iter().map(|p| format!("wrote {}\n", p.display())).collect();
+            stdout.push_str(&format!("installed {name}; a running peer picks it up by itself\n"));
+            Outcome { stdout, success: true }
+        }
+        Command::Init { dir, template } => {
+            let written = goop::init::init(&dir, &template)?;
             let mut stdout = String::new();
             for path in written {
                 stdout.push_str(&format!("created {}\n", path.display()));

@@ -31,18 +31,20 @@ impl DataStore for Store {
     }
 }
 
+/// The script engine of the peer in `dir`, with the host modules its config enables
+/// (`goop.db` always, `goop.http` unless `lua.http_enabled` is false).
+pub fn engine(dir: &Path, config: &PeerConfig, local: Peer, store: &Store) -> Result<Engine, goop_script::Error> {
+    let mut modules: Vec<Arc<dyn HostModule>> = vec![Arc::new(DbModule::new(store.clone()))];
+    if config.lua.http_enabled {
+        modules.push(Arc::new(HttpModule::new(HttpPolicy { allow_loopback: config.lua.http_allow_loopback })));
+    }
+    Engine::with_modules(config.engine_config(dir, local), modules)
+}
+
 /// The serving parts of the peer in `dir`, as the config says, and its store.
 pub fn services(dir: &Path, config: &PeerConfig, local: Peer) -> anyhow::Result<(Services, Store)> {
     let store = Store::open(dir, &local.id).context("cannot open the peer's database")?;
-    let engine = if config.lua.enabled {
-        let mut modules: Vec<Arc<dyn HostModule>> = vec![Arc::new(DbModule::new(store.clone()))];
-        if config.lua.http_enabled {
-            modules.push(Arc::new(HttpModule::new(HttpPolicy { allow_loopback: config.lua.http_allow_loopback })));
-        }
-        Some(Arc::new(Engine::with_modules(config.engine_config(dir, local), modules)?))
-    } else {
-        None
-    };
+    let engine = if config.lua.enabled { Some(Arc::new(engine(dir, config, local, &store)?)) } else { None };
     let root = dir.join("site");
     let scripts = dir.join(&config.lua.script_dir);
     Ok((Services { engine, store: Arc::new(store.clone()), site: Site { root, scripts } }, store))

@@ -33,6 +33,7 @@ impl Store {
     /// Answers one table request from `caller` (a peer ID). Never panics on any JSON; every
     /// failure is `{"ok":false,"error":…}`. `lua-call`/`lua-list` are not handled here.
     pub fn data_request(&self, caller: &str, request: &Value) -> Value {
+        self.refresh();
         match self.answer(caller, request) {
             Ok(answer) => answer,
             // Errors can quote the caller's input (serde does): keep them short.
@@ -117,7 +118,7 @@ impl Ctx<'_> {
         let Some((name, columns)) = schema::table(self.conn, name)? else {
             return Err(StoreError::Request(format!("no table {:?}", short(name))));
         };
-        let own_rows = match self.store.inner.policies.decide(&name, op, self.is_owner) {
+        let own_rows = match self.store.policies().decide(&name, op, self.is_owner) {
             Decision::All => false,
             Decision::OwnRows => true,
             Decision::Refused(access) => {
@@ -132,7 +133,7 @@ impl Ctx<'_> {
     }
 
     fn tables(&self) -> Result<Value, StoreError> {
-        let policies = &self.store.inner.policies;
+        let policies = self.store.policies();
         let visible: Vec<String> = schema::user_tables(self.conn)?
             .into_iter()
             .filter(|t| !matches!(policies.decide(t, Op::Read, self.is_owner), Decision::Refused(_)))

@@ -14,6 +14,10 @@
 //! `_created_at` and `_updated_at`, declared by the site's schema (as in the spec's). The data
 //! protocol stamps them and refuses to write a table that lacks any of them; reading such a
 //! table is allowed where its policy does not need `_owner`.
+//!
+//! `schema.sql` and `schema.json` are looked at again (one `stat` each) before every request
+//! and `goop.db` statement: when either changed — an installed template, the owner's edit —
+//! the schema is re-applied and the policies re-read, without a restart.
 
 pub mod data;
 pub mod db;
@@ -27,8 +31,8 @@ pub mod script;
 pub mod value;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use db::DbModule;
 pub use error::StoreError;
@@ -68,8 +72,22 @@ struct Inner {
     pool: Pool,
     /// The peer's own ID: the one caller no policy restricts.
     owner: String,
-    policies: Policies,
+    policies: RwLock<Arc<Policies>>,
     path: PathBuf,
+    /// `DIR/site`, where `schema.sql` and `schema.json` live.
+    site: PathBuf,
+    /// What those two files looked like when last applied.
+    seen: Mutex<Stamp>,
+}
+
+/// Modification time and length of `schema.sql` and `schema.json` (`None`: missing).
+type Stamp = [Option<(SystemTime, u64)>; 2];
+
+fn stamp(site: &Path) -> Stamp {
+    ["schema.sql", "schema.json"].map(|f| {
+        let meta = std::fs::metadata(site.join(f)).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    })
 }
 
 impl Store {
@@ -78,6 +96,7 @@ impl Store {
     pub fn open(peer_dir: &Path, owner_id: &str) -> Result<Store, StoreError> {
         let path = peer_dir.join(DB_FILE);
         let site = peer_dir.join("site");
+        let seen = stamp(&site);
         let policies = Policies::load(&site.join("schema.json"))?;
         {
             let mut setup = pool::connect(&path)?;
@@ -90,7 +109,34 @@ impl Store {
             schema::setup(&mut setup, &site.join("schema.sql"))?;
         }
         let pool = Pool::open(&path)?;
-        Ok(Store { inner: Arc::new(Inner { pool, owner: owner_id.to_string(), policies, path }) })
+        let policies = RwLock::new(Arc::new(policies));
+        let inner = Inner { pool, owner: owner_id.to_string(), policies, path, site, seen: Mutex::new(seen) };
+        Ok(Store { inner: Arc::new(inner) })
+    }
+
+    /// Re-applies `schema.sql` and re-reads `schema.json` if either changed since last time.
+    /// A broken file is logged and the previous policies stay in force.
+    pub fn refresh(&self) {
+        let now = stamp(&self.inner.site);
+        let mut seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if *seen == now {
+            return;
+        }
+        *seen = now;
+        let site = &self.inner.site;
+        let applied = Policies::load(&site.join("schema.json")).and_then(|policies| {
+            schema::setup(&mut pool::connect(&self.inner.path)?, &site.join("schema.sql"))?;
+            Ok(policies)
+        });
+        match applied {
+            Ok(policies) => {
+                *self.inner.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policies);
+                tracing::info!("{}: schema and access policies reloaded", site.display());
+            }
+            Err(e) => {
+                tracing::warn!("{}: cannot reload the schema, keeping the previous policies: {e}", site.display())
+            }
+        }
     }
 
     /// The database file.
@@ -103,9 +149,9 @@ impl Store {
         &self.inner.owner
     }
 
-    /// The access policies from `schema.json`.
-    pub fn policies(&self) -> &Policies {
-        &self.inner.policies
+    /// The access policies from `schema.json`, as last read.
+    pub fn policies(&self) -> Arc<Policies> {
+        self.inner.policies.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Keeps a direct message that was not a command. The inbox keeps the last [`MAX_INBOX`].

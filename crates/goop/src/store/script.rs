@@ -31,6 +31,7 @@ impl Store {
     /// else. Stopped at `deadline`.
     pub fn script_query(&self, sql: &str, params: &[Sql], want: Want, deadline: Instant) -> Result<Rows, StoreError> {
         check(sql, deadline)?;
+        self.refresh();
         let conn = self.inner.pool.get(deadline)?;
         guard::run(&conn, Rule::ScriptRead, deadline, |conn, _| {
             let mut stmt = conn.prepare(sql).map_err(StoreError::Sql)?;
@@ -69,6 +70,7 @@ impl Store {
     /// to internal tables. Rows from `RETURNING` are ignored. Stopped at `deadline`.
     pub fn script_exec(&self, sql: &str, params: &[Sql], deadline: Instant) -> Result<u64, StoreError> {
         check(sql, deadline)?;
+        self.refresh();
         let conn = self.inner.pool.get(deadline)?;
         guard::run(&conn, Rule::ScriptWrite, deadline, |conn, writes_rows| {
             let mut stmt = conn.prepare(sql).map_err(StoreError::Sql)?;

@@ -1,0 +1,205 @@
+//! Site templates embedded in the binary (`crates/goop/templates/<name>/`): a manifest, and a
+//! `site/` tree — pages, `schema.sql`, Lua scripts — copied into a peer folder.
+
+use std::path::{Path, PathBuf};
+
+use include_dir::{include_dir, Dir, DirEntry};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+/// The template `goop init` uses unless told otherwise.
+pub const DEFAULT: &str = "starter";
+
+/// How much of the stack a template ships, as the spec's tiers name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tier {
+    /// Pages only.
+    Static,
+    /// Pages and a database schema.
+    Data,
+    /// Pages, schema and Lua scripts.
+    FullStack,
+}
+
+impl Tier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Static => "static",
+            Tier::Data => "data",
+            Tier::FullStack => "full-stack",
+        }
+    }
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub description: String,
+    pub tier: Tier,
+    /// Access policies per table, in `site/schema.json`'s `tables` shape.
+    #[serde(default)]
+    pub tables: Map<String, Value>,
+}
+
+/// One embedded template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub manifest: Manifest,
+    dir: &'static Dir<'static>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("no template named {name:?}; there are: {}", available().join(", "))]
+    Unknown { name: String },
+    #[error("template {name}: bad manifest.json: {message}")]
+    Manifest { name: String, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Policies { path: PathBuf, message: String },
+    #[error("{0} is not a peer folder (no goop.json); create one with goop init")]
+    NotAPeer(PathBuf),
+    #[error("cannot apply the schema: {0}")]
+    Schema(String),
+}
+
+/// Every template, sorted by name.
+pub fn all() -> Result<Vec<Template>, TemplateError> {
+    let mut list = Vec::new();
+    for dir in TEMPLATES.dirs() {
+        let name = dir.path().to_string_lossy().into_owned();
+        let text = dir.get_file(dir.path().join("manifest.json")).and_then(|f| f.contents_utf8()).unwrap_or("");
+        let manifest: Manifest = serde_json::from_str(text)
+            .map_err(|e| TemplateError::Manifest { name: name.clone(), message: e.to_string() })?;
+        list.push(Template { manifest, dir });
+    }
+    list.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
+    Ok(list)
+}
+
+fn available() -> Vec<String> {
+    all().map(|l| l.into_iter().map(|t| t.manifest.name).collect()).unwrap_or_default()
+}
+
+/// The template called `name`.
+pub fn find(name: &str) -> Result<Template, TemplateError> {
+    all()?.into_iter().find(|t| t.manifest.name == name).ok_or_else(|| TemplateError::Unknown { name: name.into() })
+}
+
+/// Whether a file that already exists in the peer folder is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    Keep,
+    Replace,
+}
+
+impl Template {
+    /// Copies the template's `site/` into `peer_dir/site/` and merges its table policies
+    /// into `site/schema.json` (the template's tables win; other tables are kept). Returns the
+    /// files written.
+    pub fn write(&self, peer_dir: &Path, existing: Existing) -> Result<Vec<PathBuf>, TemplateError> {
+        let mut written = Vec::new();
+        let mut files = Vec::new();
+        collect(self.dir, &mut files);
+        let prefix = self.dir.path().join("site");
+        for file in files {
+            let Ok(rel) = file.path().strip_prefix(&prefix) else { continue };
+            let path = peer_dir.join("site").join(rel);
+            if existing == Existing::Keep && path.exists() {
+                continue;
+            }
+            write(&path, file.contents())?;
+            written.push(path);
+        }
+        if !self.manifest.tables.is_empty() {
+            let path = peer_dir.join("site/schema.json");
+            write(&path, self.merged_policies(&path)?.as_bytes())?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+
+    fn merged_policies(&self, path: &Path) -> Result<String, TemplateError> {
+        let bad = |message: String| TemplateError::Policies { path: path.to_path_buf(), message };
+        let mut doc: Value = match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?,
+            Err(_) => serde_json::json!({ "tables": {} }),
+        };
+        let tables = doc
+            .as_object_mut()
+            .map(|d| d.entry("tables").or_insert_with(|| Value::Object(Map::new())))
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| bad("\"tables\" must be an object".into()))?;
+        for (table, policy) in &self.manifest.tables {
+            tables.insert(table.clone(), policy.clone());
+        }
+        let mut text = serde_json::to_string_pretty(&doc).map_err(|e| bad(e.to_string()))?;
+        text.push('\n');
+        crate::store::Policies::parse(&text).map_err(bad)?;
+        Ok(text)
+    }
+}
+
+/// `goop templates apply`: writes template `name` into the peer folder `dir` (replacing files
+/// of the same name, keeping all others) and applies its schema to the database right away. A
+/// running peer picks up the scripts, schema and policies by itself.
+pub fn install(dir: &Path, name: &str) -> Result<Vec<PathBuf>, TemplateError> {
+    let template = find(name)?;
+    if !dir.join(crate::config::FILE).is_file() {
+        return Err(TemplateError::NotAPeer(dir.to_path_buf()));
+    }
+    let written = template.write(dir, Existing::Replace)?;
+    let id = crate::identity::peer_id(dir).map_err(|e| TemplateError::Schema(e.to_string()))?;
+    crate::store::Store::open(dir, &id.to_string()).map_err(|e| TemplateError::Schema(e.to_string()))?;
+    Ok(written)
+}
+
+fn collect<'a>(dir: &'a Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
+    for entry in dir.entries() {
+        match entry {
+            DirEntry::Dir(d) => collect(d, out),
+            DirEntry::File(f) => out.push(f),
+        }
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), TemplateError> {
+    let result = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(path, bytes));
+    result.map_err(|source| TemplateError::Write { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_has_a_valid_manifest_and_policies() {
+        let names: Vec<String> = all().unwrap().into_iter().map(|t| t.manifest.name).collect();
+        assert_eq!(names, ["quiz", "starter", "tictactoe"]);
+        for t in all().unwrap() {
+            let dir = tempfile::tempdir().unwrap();
+            let written = t.write(dir.path(), Existing::Keep).unwrap();
+            assert!(dir.path().join("site/index.html").is_file(), "{}", t.manifest.name);
+            assert!(written.iter().all(|p| p.starts_with(dir.path().join("site"))));
+        }
+    }
+
+    #[test]
+    fn policies_merge_into_an_existing_schema_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site/schema.json");
+        write(&path, br#"{"tables": {"notes": {"read": "owner"}, "games": {"read": "none"}}}"#).unwrap();
+        find("tictactoe").unwrap().write(dir.path(), Existing::Replace).unwrap();
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(doc["tables"]["notes"]["read"], "owner", "the owner's other tables are kept");
+        assert_eq!(doc["tables"]["games"]["insert"], "none");
+        assert_eq!(doc["tables"]["games"]["read"], "open", "the template's policy wins for its tables");
+        assert!(matches!(find("chess"), Err(TemplateError::Unknown { .. })));
+    }
+}
