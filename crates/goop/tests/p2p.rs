@@ -161,3 +161,21 @@ async fn three_peers_each_get_their_own_answers() {
     assert_eq!(next_message(&mut ra).await, "Hello, Ann!");
     assert_eq!(next_message(&mut rb).await, "Hello, Bob!");
 }
+
+#[tokio::test]
+async fn a_taken_port_is_never_shared_with_another_peer() {
+    let first = Node::start(Keypair::generate_ed25519(), config("A"), None).unwrap();
+    let taken: libp2p::Multiaddr = first.listen_addrs().await[0].clone();
+    let mut same = config("B");
+    same.listen = vec![taken.clone()];
+    assert!(Node::start(Keypair::generate_ed25519(), same.clone(), None).is_err(), "an explicit address fails");
+    same.fallback_port = true;
+    let second = Node::start(Keypair::generate_ed25519(), same, None).unwrap();
+    let got = second.listen_addrs().await;
+    assert!(!got.contains(&taken), "the default address falls back to a free port: {got:?}");
+    // Every dial to the first address still reaches the first peer.
+    for _ in 0..4 {
+        let fresh = Node::start(Keypair::generate_ed25519(), config("D"), None).unwrap();
+        assert_eq!(fresh.dial(taken.clone()).await.unwrap(), first.peer_id());
+    }
+}

@@ -140,10 +140,12 @@ impl EventLoop {
                 if let Some(seen) = self.seen(peer_id, addr) {
                     seen.connections += 1;
                 }
-                if let Some(reply) = self.dials.remove(&connection_id) {
-                    // Swap labels before the dial completes, so the first request carries one.
+                // The dialer swaps labels — before an explicit dial completes, so the first
+                // request carries one; also for dials a request made by itself (mDNS peers).
+                let reply = self.dials.remove(&connection_id);
+                if reply.is_some() || endpoint.is_dialer() {
                     let id = self.swarm.behaviour_mut().profile.send_request(&peer_id, profile::encode(&self.label));
-                    self.requests.insert((Proto::Profile, id), Pending::Profile(Some(reply)));
+                    self.requests.insert((Proto::Profile, id), Pending::Profile(reply));
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, .. } => {

@@ -104,7 +104,11 @@ impl Node {
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
             .build();
         for addr in &config.listen {
-            if let Err(e) = swarm.listen_on(addr.clone()) {
+            let listened = match port_in_use(addr) {
+                Some(e) => Err(e.to_string()),
+                None => swarm.listen_on(addr.clone()).map(drop).map_err(|e| e.to_string()),
+            };
+            if let Err(e) = listened {
                 let fallback = config.fallback_port.then(|| with_port_zero(addr)).flatten();
                 match fallback {
                     Some(any) => {
@@ -212,6 +216,26 @@ impl Node {
 
     async fn send(&self, command: Command) -> Result<(), NodeError> {
         self.commands.send(command).await.map_err(|_| NodeError::Stopped)
+    }
+}
+
+/// Why `addr`'s TCP port cannot be ours, if it cannot. libp2p listens with SO_REUSEPORT, so
+/// a second peer on a taken port would share it silently (and get half the first one's
+/// connections) instead of failing; a plain bind finds out first.
+fn port_in_use(addr: &Multiaddr) -> Option<std::io::Error> {
+    use libp2p::multiaddr::Protocol;
+    let (mut ip, mut port) = (None, None);
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) if port != 0 => std::net::TcpListener::bind((ip, port)).err(),
+        _ => None,
     }
 }
 
