@@ -81,7 +81,8 @@ function renderScripts(scripting, scripts) {
 }
 
 function renderInbox(messages) {
-  $("inbox").replaceChildren(...messages.map((m) => {
+  // The API lists oldest first; newest on top reads better.
+  $("inbox").replaceChildren(...messages.slice().reverse().map((m) => {
     const li = el("li");
     li.appendChild(el("span", m.label || short(m.from), "from")).title = m.from;
     li.appendChild(el("span", m.content, "content"));
