@@ -1,0 +1,39 @@
+// The dashboard in a browser: this peer, the peers it knows with links to their sites, the
+// scripts with their runs, and a direct message whose command reply lands in the inbox.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { browser, folder, open, siteOf, start, stopAll } from "./harness.mjs";
+
+let b;
+before(async () => {
+  b = await browser();
+});
+after(async () => {
+  await b?.close();
+  stopAll();
+});
+
+const SLOW = { timeout: 20_000 };
+
+test("the dashboard shows peers and scripts, and sends messages", async () => {
+  const host = await start(folder("Host"));
+  const visitor = await start(folder("Ann"), [host.addr]);
+  const hostSite = await siteOf(visitor, host);
+  const page = await open(b, visitor.viewer + "/");
+
+  await page.waitForFunction((id) => document.getElementById("self-id").textContent === id, visitor.id, SLOW);
+  const row = page.locator(`tr[data-peer-id="${host.id}"]`);
+  await row.locator("text=connected").waitFor(SLOW);
+  assert.equal(await row.locator("td").nth(1).textContent(), "Host");
+  assert.equal(await row.locator("a.site-link").getAttribute("href"), hostSite);
+
+  await page.locator("#chat-peer").selectOption(host.id);
+  await page.locator("#chat-content").fill("!echo from the dashboard");
+  await page.locator("#chat-form button").click();
+  await page.locator("#inbox", { hasText: "You said: from the dashboard" }).waitFor(SLOW);
+
+  const hostPage = await open(b, host.viewer + "/");
+  const echo = hostPage.locator('tr[data-script="echo"]');
+  await echo.locator("td.runs", { hasText: "1" }).waitFor(SLOW);
+  assert.equal(await echo.locator("td").nth(1).textContent(), "command");
+});
