@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -73,8 +74,24 @@ export async function siteOf(visitor, host) {
   }
 }
 
+/**
+ * A headless Chromium for the calling test file: launched before its tests, closed after
+ * them together with every peer started. Returns a getter for the browser.
+ */
+export function withBrowser() {
+  let launched;
+  before(async () => {
+    launched = await launch();
+  });
+  after(async () => {
+    await launched?.close();
+    stopAll();
+  });
+  return () => launched;
+}
+
 /** Headless Debian Chromium, as the CI machine has it. */
-export function browser() {
+function launch() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: [

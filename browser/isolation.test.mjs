@@ -1,22 +1,15 @@
 // A peer's page is confined to its own origin: it cannot read the viewer's API, cannot talk to
 // another peer's origin, and its SDK speaks for the visitor to that one peer.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { browser, folder, open, siteOf, start, stopAll } from "./harness.mjs";
+import { test } from "node:test";
+import { withBrowser, folder, open, siteOf, start } from "./harness.mjs";
 
-let b;
-before(async () => {
-  b = await browser();
-});
-after(async () => {
-  await b?.close();
-  stopAll();
-});
+const browser = withBrowser();
 
 test("a peer's page reaches that peer only", async () => {
   const host = await start(folder("Host"));
   const visitor = await start(folder("Ann"), [host.addr]);
-  const page = await open(b, await siteOf(visitor, host));
+  const page = await open(browser(), await siteOf(visitor, host));
 
   // The starter page greets through the SDK: hello ran on the host, as the visitor's peer ID.
   await page.waitForFunction(() => document.getElementById("greeting").textContent === "Hello, Ann!", null, {

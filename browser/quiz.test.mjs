@@ -1,22 +1,15 @@
 // A visitor takes the host's quiz through its own viewer: the score comes from the host's Lua,
 // the leaderboard shows it, and the answer key cannot be read from the page.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { browser, folder, open, siteOf, start, stopAll } from "./harness.mjs";
+import { test } from "node:test";
+import { withBrowser, folder, open, siteOf, start } from "./harness.mjs";
 
-let b;
-before(async () => {
-  b = await browser();
-});
-after(async () => {
-  await b?.close();
-  stopAll();
-});
+const browser = withBrowser();
 
 test("the quiz is scored on the host and its answers stay there", async () => {
   const host = await start(folder("Host", "quiz"));
   const visitor = await start(folder("Ann"), [host.addr]);
-  const page = await open(b, await siteOf(visitor, host));
+  const page = await open(browser(), await siteOf(visitor, host));
 
   await page.waitForFunction(() => document.querySelectorAll(".question").length === 3, null, { timeout: 20_000 });
   // Right, wrong, right (the sample questions' key is 1, 0, 2).

@@ -1,17 +1,10 @@
 // Two peers play tic-tac-toe through their own viewers' pages; the visitor's cheats through
 // the SDK are refused by the host's Lua referee and the board stays as it was.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { browser, folder, goop, open, siteOf, start, stopAll } from "./harness.mjs";
+import { test } from "node:test";
+import { withBrowser, folder, goop, open, siteOf, start } from "./harness.mjs";
 
-let b;
-before(async () => {
-  b = await browser();
-});
-after(async () => {
-  await b?.close();
-  stopAll();
-});
+const browser = withBrowser();
 
 const SLOW = { timeout: 20_000 }; // pages poll every 2 s
 
@@ -41,14 +34,14 @@ test("a visitor and the host play to a win; cheats are refused", async () => {
   const visitor = await start(folder("Ann"), [host.addr]);
   const hostSiteForVisitor = await siteOf(visitor, host);
 
-  const ann = await open(b, hostSiteForVisitor);
+  const ann = await open(browser(), hostSiteForVisitor);
   const me = await ann.evaluate(() => [Goop.self.id, Goop.peer.id]);
   assert.deepEqual(me, [visitor.id, host.id], "the page knows who is looking and whose site it is");
   await ann.locator("#new-game").click(SLOW);
   await statusIs(ann, "Waiting for the host to accept");
   const gameId = Number((await ann.locator("#game-id").textContent()).replace("#", ""));
 
-  const hostPage = await open(b, host.ownSite);
+  const hostPage = await open(browser(), host.ownSite);
   await hostPage.locator(`[data-game-id="${gameId}"] .accept`).click(SLOW);
   await statusIs(hostPage, "Your turn");
   await statusIs(ann, "Waiting for opponent");

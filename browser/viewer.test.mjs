@@ -1,17 +1,10 @@
 // The dashboard in a browser: this peer, the peers it knows with links to their sites, the
 // scripts with their runs, and a direct message whose command reply lands in the inbox.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { browser, folder, open, siteOf, start, stopAll } from "./harness.mjs";
+import { test } from "node:test";
+import { withBrowser, folder, open, siteOf, start } from "./harness.mjs";
 
-let b;
-before(async () => {
-  b = await browser();
-});
-after(async () => {
-  await b?.close();
-  stopAll();
-});
+const browser = withBrowser();
 
 const SLOW = { timeout: 20_000 };
 
@@ -19,7 +12,7 @@ test("the dashboard shows peers and scripts, and sends messages", async () => {
   const host = await start(folder("Host"));
   const visitor = await start(folder("Ann"), [host.addr]);
   const hostSite = await siteOf(visitor, host);
-  const page = await open(b, visitor.viewer + "/");
+  const page = await open(browser(), visitor.viewer + "/");
 
   await page.waitForFunction((id) => document.getElementById("self-id").textContent === id, visitor.id, SLOW);
   const row = page.locator(`tr[data-peer-id="${host.id}"]`);
@@ -32,7 +25,7 @@ test("the dashboard shows peers and scripts, and sends messages", async () => {
   await page.locator("#chat-form button").click();
   await page.locator("#inbox", { hasText: "You said: from the dashboard" }).waitFor(SLOW);
 
-  const hostPage = await open(b, host.viewer + "/");
+  const hostPage = await open(browser(), host.viewer + "/");
   const echo = hostPage.locator('tr[data-script="echo"]');
   await echo.locator("td.runs", { hasText: "1" }).waitFor(SLOW);
   assert.equal(await echo.locator("td").nth(1).textContent(), "command");
