@@ -78,7 +78,9 @@ impl Pool {
             if left.is_zero() {
                 return Err(Error::Busy);
             }
+            st.waiting += 1;
             st = self.returned.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+            st.waiting -= 1;
         }
     }
 }

@@ -92,3 +92,18 @@ fn many_threads_share_the_pool() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn a_waiting_caller_gets_the_worker_as_soon_as_it_is_free() {
+    let site = Site::new();
+    let engine = engine(&site, 1, Duration::from_secs(20));
+    let e = engine.clone();
+    let slow = std::thread::spawn(move || cmd(&e, "slow", "").unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    assert_eq!(cmd(&engine, "fast", "").unwrap().as_deref(), Some("fast"));
+    // The slow call holds the only worker ~1.2 s more; the waiter must be woken when it is
+    // returned, not at the end of its 20 s wait.
+    assert!(start.elapsed() < Duration::from_secs(10), "waited {:?} for a free worker", start.elapsed());
+    slow.join().unwrap();
+}
