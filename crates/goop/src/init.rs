@@ -33,7 +33,7 @@ pub fn init(dir: &Path, template: &str) -> Result<Vec<PathBuf>, InitError> {
     std::fs::create_dir_all(dir).map_err(|source| InitError::Write { path: dir.to_path_buf(), source })?;
     std::fs::write(&config_file, json).map_err(|source| InitError::Write { path: config_file.clone(), source })?;
     let mut written = vec![config_file];
-    written.extend(template.write(dir, Existing::Keep)?);
+    written.extend(template.write(dir, Existing::Keep)?.written);
     let key = dir.join(crate::identity::FILE);
     if !key.exists() {
         crate::identity::load_or_create(dir)

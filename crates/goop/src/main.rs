@@ -19,8 +19,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum TemplatesAction {
-    /// Install a template into a peer folder: its files replace same-named ones, its tables'
-    /// policies go into site/schema.json, its schema is applied now.
+    /// Install a template into a peer folder: its files replace same-named ones (yours are
+    /// kept under DIR/backups/), its tables' policies go into site/schema.json, its schema is
+    /// applied now.
     Apply {
         name: String,
         #[arg(long, default_value = ".")]
@@ -176,8 +177,11 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Outcome { stdout: lines.collect(), success: true }
         }
         Command::Templates { action: Some(TemplatesAction::Apply { name, dir }) } => {
-            let written = goop::templates::install(&dir, &name)?;
-            let mut stdout: String = written.iter().map(|p| format!("wrote {}\n", p.display())).collect();
+            let done = goop::templates::install(&dir, &name)?;
+            let mut stdout: String = done.written.iter().map(|p| format!("wrote {}\n", p.display())).collect();
+            for kept in &done.backed_up {
+                stdout.push_str(&format!("your previous version is in {}\n", kept.display()));
+            }
             stdout.push_str(&format!("installed {name}; a running peer picks it up by itself\n"));
             Outcome { stdout, success: true }
         }

@@ -92,37 +92,54 @@ pub fn find(name: &str) -> Result<Template, TemplateError> {
     all()?.into_iter().find(|t| t.manifest.name == name).ok_or_else(|| TemplateError::Unknown { name: name.into() })
 }
 
-/// Whether a file that already exists in the peer folder is replaced.
+/// What happens to a file that already exists in the peer folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Existing {
+    /// Left as it is.
     Keep,
+    /// Replaced by the template's; if it differed, the old one is first copied under
+    /// `DIR/backups/` (outside `site/`, so never served).
     Replace,
+}
+
+/// What installing a template did.
+#[derive(Debug, Default)]
+pub struct Installed {
+    pub written: Vec<PathBuf>,
+    /// Where the replaced files that differed from the template's were kept.
+    pub backed_up: Vec<PathBuf>,
 }
 
 impl Template {
     /// Copies the template's `site/` into `peer_dir/site/` and merges its table policies
-    /// into `site/schema.json` (the template's tables win; other tables are kept). Returns the
-    /// files written.
-    pub fn write(&self, peer_dir: &Path, existing: Existing) -> Result<Vec<PathBuf>, TemplateError> {
-        let mut written = Vec::new();
+    /// into `site/schema.json` (the template's tables win; other tables are kept).
+    pub fn write(&self, peer_dir: &Path, existing: Existing) -> Result<Installed, TemplateError> {
+        let mut done = Installed::default();
         let mut files = Vec::new();
         collect(self.dir, &mut files);
         let prefix = self.dir.path().join("site");
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let backups = peer_dir.join("backups").join(format!("{}-{stamp}", self.manifest.name));
         for file in files {
             let Ok(rel) = file.path().strip_prefix(&prefix) else { continue };
             let path = peer_dir.join("site").join(rel);
-            if existing == Existing::Keep && path.exists() {
-                continue;
+            if let Ok(old) = std::fs::read(&path) {
+                if existing == Existing::Keep || old == file.contents() {
+                    continue;
+                }
+                let kept = backups.join("site").join(rel);
+                write(&kept, &old)?;
+                done.backed_up.push(kept);
             }
             write(&path, file.contents())?;
-            written.push(path);
+            done.written.push(path);
         }
         if !self.manifest.tables.is_empty() {
             let path = peer_dir.join("site/schema.json");
             write(&path, self.merged_policies(&path)?.as_bytes())?;
-            written.push(path);
+            done.written.push(path);
         }
-        Ok(written)
+        Ok(done)
     }
 
     fn merged_policies(&self, path: &Path) -> Result<String, TemplateError> {
@@ -149,7 +166,7 @@ impl Template {
 /// `goop templates apply`: writes template `name` into the peer folder `dir` (replacing files
 /// of the same name, keeping all others) and applies its schema to the database right away. A
 /// running peer picks up the scripts, schema and policies by itself.
-pub fn install(dir: &Path, name: &str) -> Result<Vec<PathBuf>, TemplateError> {
+pub fn install(dir: &Path, name: &str) -> Result<Installed, TemplateError> {
     let template = find(name)?;
     if !dir.join(crate::config::FILE).is_file() {
         return Err(TemplateError::NotAPeer(dir.to_path_buf()));
@@ -184,9 +201,10 @@ mod tests {
         assert_eq!(names, ["quiz", "starter", "tictactoe"]);
         for t in all().unwrap() {
             let dir = tempfile::tempdir().unwrap();
-            let written = t.write(dir.path(), Existing::Keep).unwrap();
+            let done = t.write(dir.path(), Existing::Keep).unwrap();
             assert!(dir.path().join("site/index.html").is_file(), "{}", t.manifest.name);
-            assert!(written.iter().all(|p| p.starts_with(dir.path().join("site"))));
+            assert!(done.written.iter().all(|p| p.starts_with(dir.path().join("site"))));
+            assert!(done.backed_up.is_empty());
         }
     }
 
@@ -201,5 +219,21 @@ mod tests {
         assert_eq!(doc["tables"]["games"]["insert"], "none");
         assert_eq!(doc["tables"]["games"]["read"], "open", "the template's policy wins for its tables");
         assert!(matches!(find("chess"), Err(TemplateError::Unknown { .. })));
+    }
+
+    #[test]
+    fn replaced_files_that_differ_are_kept_outside_the_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = dir.path().join("site/index.html");
+        write(&page, b"<h1>my own page</h1>").unwrap();
+        let starter = find("starter").unwrap();
+        let done = starter.write(dir.path(), Existing::Replace).unwrap();
+        assert_eq!(done.backed_up.len(), 1, "{done:?}");
+        let kept = &done.backed_up[0];
+        assert!(kept.starts_with(dir.path().join("backups")) && kept.ends_with("site/index.html"), "{kept:?}");
+        assert_eq!(std::fs::read_to_string(kept).unwrap(), "<h1>my own page</h1>");
+        assert_ne!(std::fs::read_to_string(&page).unwrap(), "<h1>my own page</h1>");
+        let again = starter.write(dir.path(), Existing::Replace).unwrap();
+        assert!(again.backed_up.is_empty() && again.written.is_empty(), "identical files are left alone");
     }
 }
