@@ -24,6 +24,8 @@ pub struct Config {
     pub hot_reload: bool,
     /// Most worker VMs, i.e. invocations running at once. Default 16.
     pub workers: usize,
+    /// Most workers one caller holds at once (the peer itself is not limited). Default 4.
+    pub workers_per_caller: usize,
     /// How long a call waits for a free worker before failing with `busy`. Default 2 s.
     pub busy_wait: Duration,
     /// This peer, as `goop.self`.
@@ -42,6 +44,7 @@ impl Config {
             rate_limit_global: 120,
             hot_reload: true,
             workers: 16,
+            workers_per_caller: 4,
             busy_wait: Duration::from_secs(2),
             local: Peer::default(),
         }

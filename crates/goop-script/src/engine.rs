@@ -122,7 +122,7 @@ impl Engine {
             max_memory_mb: config.max_memory_mb,
         };
         let shared = Arc::new(Shared {
-            pool: Pool::new(setup(), config.workers, config.busy_wait),
+            pool: Pool::new(setup(), config.workers, config.workers_per_caller, config.busy_wait),
             limits: RateLimits::new(config.rate_limit_per_peer, config.rate_limit_global),
             loader: Mutex::new(None),
             loader_setup: setup(),
@@ -244,6 +244,12 @@ impl Engine {
             .collect()
     }
 
+    /// Bytes held by the worker VMs waiting in the pool: about their baseline each, whatever
+    /// earlier calls stored.
+    pub fn idle_vm_memory(&self) -> usize {
+        self.shared.pool.idle_memory()
+    }
+
     /// (caller, script) pairs the rate limiter tracks right now.
     pub fn tracked_callers(&self) -> usize {
         self.shared.limits.tracked()
@@ -258,10 +264,12 @@ impl Shared {
         caller: &Peer,
         extensions: Extensions,
     ) -> Result<Output, Error> {
-        if caller.id != self.config.local.id {
+        let remote = caller.id != self.config.local.id;
+        if remote {
             self.limits.check(&caller.id, &script.name, script.metadata.rate_limit)?;
         }
-        let out = self.pool.with_vm(|vm| vm.run(script, entry, caller, extensions));
+        let holder = remote.then_some(caller.id.as_str());
+        let out = self.pool.with_vm(holder, |vm| vm.run(script, entry, caller, extensions));
         if !matches!(out, Err(Error::Busy)) {
             let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
             let runs = stats.entry((script.origin, script.name.clone())).or_default();
@@ -284,7 +292,7 @@ impl Shared {
                 None => Vm::new(&self.loader_setup).map_err(|e| Error::Setup(e.to_string()))?,
             };
             let out = vm.run(script, Entry::Probe, &local, Extensions::default());
-            if out.is_ok() {
+            if vm.reusable() {
                 *loader = Some(vm);
             }
             match out? {

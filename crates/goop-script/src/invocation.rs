@@ -56,6 +56,9 @@ pub struct Invocation {
     pub(crate) caller: Peer,
     pub(crate) script: String,
     pub(crate) deadline: Instant,
+    /// The VM's allocator limit for this call, in bytes (what it held at the start plus the
+    /// script's memory limit); host work is charged against what is left of it.
+    pub(crate) memory_limit: usize,
     pub(crate) extensions: Extensions,
 }
 

@@ -25,6 +25,7 @@
 //! ```
 
 pub mod api;
+mod budget;
 mod config;
 mod engine;
 mod error;
@@ -38,6 +39,7 @@ mod script;
 mod vm;
 mod watch;
 
+pub use budget::{Budget, Exceeded};
 pub use config::Config;
 pub use engine::{ChatReply, Engine, FunctionInfo, ScriptInfo, MAX_REPLY_BYTES, TRUNCATED};
 pub use error::{Error, LoadError};
@@ -46,6 +48,7 @@ pub use module::{HostModule, Scope};
 pub use ratelimit::MAX_TRACKED;
 pub use registry::FUNCTIONS_DIR;
 pub use script::{parse_metadata, Metadata};
+pub use vm::MAX_RESULT_BYTES;
 
 /// Re-exported so host modules build tables with the same mlua the engine uses.
 pub use mlua;

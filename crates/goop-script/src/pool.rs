@@ -1,5 +1,7 @@
-//! The bounded pool of worker VMs: created lazily, checked out by the calling thread.
+//! The bounded pool of worker VMs: created lazily, checked out by the calling thread, and
+//! shared fairly: one caller holds at most a fixed number of them at once.
 
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -12,22 +14,27 @@ struct State {
     live: usize,
     /// Callers waiting for a VM; notifying costs a syscall, so only when someone waits.
     waiting: usize,
+    /// VMs checked out per caller ID (callers with none are not kept).
+    running: HashMap<String, usize>,
 }
 
 pub(crate) struct Pool {
     state: Mutex<State>,
     returned: Condvar,
     max: usize,
+    /// Most VMs one caller may hold at once.
+    per_caller: usize,
     wait: Duration,
     setup: VmSetup,
 }
 
 impl Pool {
-    pub fn new(setup: VmSetup, max: usize, wait: Duration) -> Pool {
+    pub fn new(setup: VmSetup, max: usize, per_caller: usize, wait: Duration) -> Pool {
         Pool {
-            state: Mutex::new(State { idle: Vec::new(), live: 0, waiting: 0 }),
+            state: Mutex::new(State { idle: Vec::new(), live: 0, waiting: 0, running: HashMap::new() }),
             returned: Condvar::new(),
             max: max.max(1),
+            per_caller: per_caller.clamp(1, max.max(1)),
             wait,
             setup,
         }
@@ -38,49 +45,84 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on a VM. The VM goes back to the pool when `f` succeeds and is dropped when it
-    /// fails, since a failed call may have left it out of memory or interrupted mid-way.
-    pub fn with_vm<T>(&self, f: impl FnOnce(&mut Vm) -> Result<T, Error>) -> Result<T, Error> {
-        let mut vm = self.checkout()?;
+    /// Runs `f` on a VM for `caller` (`None`: the peer itself, never held back). The VM goes
+    /// back to the pool unless the call left it unfit (a limit hit, a broken state).
+    pub fn with_vm<T>(&self, caller: Option<&str>, f: impl FnOnce(&mut Vm) -> Result<T, Error>) -> Result<T, Error> {
+        let mut vm = self.checkout(caller)?;
         let result = f(&mut vm);
         let mut st = self.lock();
-        if result.is_ok() {
+        if vm.reusable() {
             st.idle.push(vm);
         } else {
             st.live -= 1;
             drop(vm);
         }
+        Self::uncount(&mut st, caller);
         let wake = st.waiting > 0;
         drop(st);
         if wake {
-            self.returned.notify_one();
+            // Waiters may wait for different things (any VM, or one of their own to return).
+            self.returned.notify_all();
         }
         result
     }
 
-    fn checkout(&self) -> Result<Vm, Error> {
+    /// Bytes held by the idle VMs.
+    pub fn idle_memory(&self) -> usize {
+        self.lock().idle.iter().map(Vm::used_memory).sum()
+    }
+
+    fn checkout(&self, caller: Option<&str>) -> Result<Vm, Error> {
         let give_up = Instant::now() + self.wait;
         let mut st = self.lock();
         loop {
-            if let Some(vm) = st.idle.pop() {
-                return Ok(vm);
-            }
-            if st.live < self.max {
-                st.live += 1;
-                drop(st);
-                return Vm::new(&self.setup).map_err(|e| {
-                    self.lock().live -= 1;
-                    self.returned.notify_one();
-                    Error::Setup(format!("cannot create a script VM: {e}"))
-                });
+            let held = caller.map_or(0, |id| st.running.get(id).copied().unwrap_or(0));
+            if held < self.per_caller {
+                if let Some(vm) = st.idle.pop() {
+                    Self::count(&mut st, caller);
+                    return Ok(vm);
+                }
+                if st.live < self.max {
+                    st.live += 1;
+                    Self::count(&mut st, caller);
+                    drop(st);
+                    return Vm::new(&self.setup).map_err(|e| {
+                        let mut st = self.lock();
+                        st.live -= 1;
+                        Self::uncount(&mut st, caller);
+                        drop(st);
+                        self.returned.notify_all();
+                        Error::Setup(format!("cannot create a script VM: {e}"))
+                    });
+                }
             }
             let left = give_up.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(Error::Busy);
+                return Err(if held >= self.per_caller {
+                    Error::RateLimited(format!("at most {} of your calls run at once", self.per_caller))
+                } else {
+                    Error::Busy
+                });
             }
             st.waiting += 1;
             st = self.returned.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
             st.waiting -= 1;
+        }
+    }
+
+    fn count(st: &mut State, caller: Option<&str>) {
+        if let Some(id) = caller {
+            *st.running.entry(id.to_string()).or_default() += 1;
+        }
+    }
+
+    fn uncount(st: &mut State, caller: Option<&str>) {
+        let Some(id) = caller else { return };
+        if let Some(n) = st.running.get_mut(id) {
+            *n -= 1;
+            if *n == 0 {
+                st.running.remove(id);
+            }
         }
     }
 }

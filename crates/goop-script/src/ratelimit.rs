@@ -1,11 +1,15 @@
-//! Rate limits: per caller per script (overridable by `@rate_limit`), and global.
+//! Rate limits: per caller per script (overridable by `@rate_limit`), and global, shared fairly.
+//!
+//! The global budget is divided among the callers of the last minute: a caller ahead of its
+//! share (the budget over the number of callers, itself included) is refused before the global
+//! limiter is asked, so a few busy identities cannot use up what the others need.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -22,7 +26,8 @@ const SWEEP_EVERY: u64 = 4096;
 pub(crate) struct RateLimits {
     per_caller: u32,
     keyed: Mutex<HashMap<u32, Arc<DefaultKeyedRateLimiter<u64>>>>,
-    global: Option<DefaultDirectRateLimiter>,
+    global: Option<(u32, DefaultDirectRateLimiter)>,
+    shares: Mutex<Shares>,
     hasher: RandomState,
     checks: AtomicU64,
     epoch: Instant,
@@ -35,7 +40,8 @@ impl RateLimits {
         RateLimits {
             per_caller,
             keyed: Mutex::new(HashMap::new()),
-            global: NonZeroU32::new(global).map(|n| RateLimiter::direct(Quota::per_minute(n))),
+            global: NonZeroU32::new(global).map(|n| (global, RateLimiter::direct(Quota::per_minute(n)))),
+            shares: Mutex::new(Shares::default()),
             hasher: RandomState::new(),
             checks: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -60,7 +66,10 @@ impl RateLimits {
                 .check_key(&key)
                 .map_err(|_| Error::RateLimited(format!("at most {per_minute} calls per minute to {script}")))?;
         }
-        if let Some(global) = &self.global {
+        if let Some((per_minute, global)) = &self.global {
+            let caller = self.hasher.hash_one(caller);
+            let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+            shares.admit(caller, *per_minute)?;
             global.check().map_err(|_| Error::RateLimited("this peer is handling too many script calls".into()))?;
         }
         Ok(())
@@ -89,6 +98,60 @@ impl RateLimits {
     }
 }
 
+/// How long a caller counts as calling after its last attempt.
+const ACTIVE_FOR: Duration = Duration::from_secs(60);
+
+/// Each caller's pace through the global budget: a GCRA whose rate is the caller's share (the
+/// budget divided among the callers of the last minute, counted from their first attempt), with
+/// a burst of a quarter of that share. A caller that saved nothing up cannot outrun the others.
+#[derive(Default)]
+struct Shares {
+    callers: HashMap<u64, Pace>,
+    last_sweep: Option<Instant>,
+}
+
+struct Pace {
+    /// When the caller's next call is due at its share's rate.
+    due: Instant,
+    last_seen: Instant,
+}
+
+impl Shares {
+    /// Refuses `caller` when it is ahead of its share of `per_minute`.
+    fn admit(&mut self, caller: u64, per_minute: u32) -> Result<(), Error> {
+        let now = Instant::now();
+        self.sweep(now);
+        let known = self.callers.contains_key(&caller);
+        if !known && self.callers.len() >= MAX_TRACKED {
+            return Err(Error::RateLimited("too many distinct callers, try again later".into()));
+        }
+        let callers = self.callers.len() + usize::from(!known);
+        let share = (f64::from(per_minute) / callers as f64).max(1.0);
+        let interval = Duration::from_secs_f64(60.0 / share);
+        let burst = (share / 4.0).max(1.0);
+        let pace = self.callers.entry(caller).or_insert(Pace { due: now, last_seen: now });
+        pace.last_seen = now;
+        let ahead = pace.due.saturating_duration_since(now);
+        if ahead > interval.mul_f64(burst - 1.0) {
+            return Err(Error::RateLimited(format!(
+                "your share of this peer's script calls is used up ({} of {per_minute} a minute, shared by {callers} callers)",
+                share.floor()
+            )));
+        }
+        pace.due = pace.due.max(now) + interval;
+        Ok(())
+    }
+
+    /// Forgets callers idle for a minute, at most once a second.
+    fn sweep(&mut self, now: Instant) {
+        if self.last_sweep.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            return;
+        }
+        self.last_sweep = Some(now);
+        self.callers.retain(|_, p| now.duration_since(p.last_seen) < ACTIVE_FOR);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +168,22 @@ mod tests {
         assert!(limits.tracked() <= MAX_TRACKED + 1, "tracked {}", limits.tracked());
         // Past the bound new callers are refused rather than remembered.
         assert!(refused >= 1_000_000 - MAX_TRACKED - 1, "refused {refused}");
+    }
+
+    #[test]
+    fn callers_hammering_together_each_get_their_share() {
+        let limits = RateLimits::new(0, 60);
+        let mut admitted = [0; 5];
+        for _ in 0..100 {
+            for (i, n) in admitted.iter_mut().enumerate() {
+                if limits.check(&format!("sybil{i}"), "s", None).is_ok() {
+                    *n += 1;
+                }
+            }
+        }
+        // 60 a minute among 5 callers is 12 each; at once, each gets its burst of a quarter of that.
+        assert_eq!(admitted, [3; 5]);
+        let alone = RateLimits::new(0, 60);
+        assert_eq!((0..100).filter(|_| alone.check("solo", "s", None).is_ok()).count(), 15, "alone: a quarter of all");
     }
 }

@@ -13,7 +13,9 @@ use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, Table, Value, VmState};
 use serde_json::Value as Json;
 
-use crate::api::{json, kv, log};
+use crate::api::json::{self, ConvertError};
+use crate::api::{kv, log};
+use crate::budget::Budget;
 use crate::error::Error;
 use crate::invocation::{Extensions, Invocation, Peer};
 use crate::module::{HostModule, Scope};
@@ -28,6 +30,13 @@ const GOOP_CACHE_LIMIT: usize = 256;
 
 /// Lines of Lua traceback kept in a runtime error.
 const TRACEBACK_LINES: usize = 6;
+
+/// Largest result a data function may return, in bytes of JSON.
+pub const MAX_RESULT_BYTES: usize = 1024 * 1024;
+
+/// Garbage a VM may hold above its baseline when it goes back to the pool; past it, a full
+/// collection runs, so idle workers hold about their baseline whatever the last call stored.
+const IDLE_SLACK_BYTES: usize = 256 * 1024;
 
 /// What every VM gets from the engine.
 pub(crate) struct VmSetup {
@@ -70,12 +79,18 @@ pub(crate) struct Vm {
     goop_meta_commands: Table,
     goop_meta_functions: Table,
     self_peer: Table,
+    /// What a cached chunk keeps as its environment between calls: empty, read-only.
+    idle_env: Table,
     cache: HashMap<u64, Function>,
     /// Per scope (commands, data functions): caller id → (label, that caller's `goop`).
     goop_cache: [HashMap<String, (String, Table)>; 2],
     timeout: Duration,
     max_memory: usize,
     max_memory_mb: usize,
+    /// Bytes the VM holds when freshly built.
+    baseline: usize,
+    /// Whether the last call left the VM fit for another (it ended well, or in a plain script error).
+    reusable: bool,
 }
 
 impl Vm {
@@ -95,6 +110,8 @@ impl Vm {
         let self_peer = peer_table(&lua, &setup.local)?;
         let goop_meta_commands = frozen_index(&lua, freeze(commands_base)?)?;
         let goop_meta_functions = frozen_index(&lua, freeze(functions_base)?)?;
+        let idle_env = lua.create_table()?;
+        idle_env.set_readonly(true);
 
         let clock = Arc::new(Clock {
             epoch: Instant::now(),
@@ -111,22 +128,37 @@ impl Vm {
             }
             Ok(VmState::Continue)
         });
+        lua.gc_collect()?;
         Ok(Vm {
+            baseline: lua.used_memory(),
             lua,
             clock,
             env_meta,
             goop_meta_commands,
             goop_meta_functions,
             self_peer,
+            idle_env,
             cache: HashMap::new(),
             goop_cache: Default::default(),
             timeout: setup.timeout,
             max_memory: setup.max_memory_mb.saturating_mul(1024 * 1024),
             max_memory_mb: setup.max_memory_mb,
+            reusable: true,
         })
     }
 
-    /// Runs `entry` of `script` for `caller`. On `Err` the VM must be discarded.
+    /// Whether the VM may serve another call: false after a limit was hit or its state may be off.
+    pub fn reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Bytes the VM's allocator holds now.
+    pub fn used_memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+
+    /// Runs `entry` of `script` for `caller`. Afterwards [`Vm::reusable`] says whether the VM may
+    /// serve another call; it holds nothing of this one either way.
     pub fn run(
         &mut self,
         script: &Script,
@@ -138,20 +170,38 @@ impl Vm {
         self.clock.expired.store(false, Ordering::Relaxed);
         let nanos = deadline.duration_since(self.clock.epoch).as_nanos() as u64;
         self.clock.deadline.store(nanos, Ordering::Relaxed);
-        let _ = self.lua.set_memory_limit(self.lua.used_memory().saturating_add(self.max_memory));
-        self.lua.set_app_data(Invocation { caller: caller.clone(), script: script.name.clone(), deadline, extensions });
+        let memory_limit = self.lua.used_memory().saturating_add(self.max_memory);
+        let _ = self.lua.set_memory_limit(memory_limit);
+        let invocation =
+            Invocation { caller: caller.clone(), script: script.name.clone(), deadline, memory_limit, extensions };
+        self.lua.set_app_data(invocation);
 
         let result = self.run_inner(script, entry, caller);
 
         self.clock.deadline.store(u64::MAX, Ordering::Relaxed);
         let _ = self.lua.set_memory_limit(0);
+        self.forget_call(script);
         // A host call that refused to run past the deadline fails the call like an interrupt does.
         let timed_out = self.clock.expired.load(Ordering::Relaxed) || (result.is_err() && Instant::now() >= deadline);
-        match result {
-            _ if timed_out => Err(Error::Timeout { script: script.name.clone(), limit: self.timeout }),
-            Ok(out) => Ok(out),
-            Err(RunError::Lua(e)) => Err(self.classify(script, &e)),
-            Err(RunError::Result(message)) => Err(Error::BadResult { script: script.name.clone(), message }),
+        let (out, reusable) = match result {
+            _ if timed_out => (Err(Error::Timeout { script: script.name.clone(), limit: self.timeout }), false),
+            Ok(out) => (Ok(out), true),
+            Err(RunError::Lua(e)) => (Err(self.classify(script, &e)), is_plain_script_error(&e)),
+            Err(RunError::Result(message)) => (Err(Error::BadResult { script: script.name.clone(), message }), true),
+        };
+        self.reusable = reusable;
+        out
+    }
+
+    /// Lets go of everything the call made: the chunk's environment, the invocation's host
+    /// values, and (past a little slack) the garbage, so nothing of it outlives the call.
+    fn forget_call(&mut self, script: &Script) {
+        if let Some(chunk) = self.cache.get(&script.id) {
+            let _ = chunk.set_environment(self.idle_env.clone());
+        }
+        self.lua.remove_app_data::<Invocation>();
+        if self.lua.used_memory() > self.baseline + IDLE_SLACK_BYTES {
+            let _ = self.lua.gc_collect();
         }
     }
 
@@ -206,7 +256,15 @@ impl Vm {
                 request.raw_set("params", params)?;
                 request.raw_set("function", script.name.as_str())?;
                 let result = call.call::<Value>(request)?;
-                json::to_json(&result).map(Output::Result).map_err(RunError::Result)
+                let json = json::to_json(&result, &mut Budget::of(lua)).map_err(|e| match e {
+                    ConvertError::Invalid(m) => RunError::Result(m),
+                    stop => RunError::Lua(stop.into()),
+                })?;
+                if json::text_len(&json, MAX_RESULT_BYTES) > MAX_RESULT_BYTES {
+                    let limit = MAX_RESULT_BYTES / (1024 * 1024);
+                    return Err(RunError::Result(format!("result is larger than {limit} MB of JSON")));
+                }
+                Ok(Output::Result(json))
             }
         }
     }
@@ -247,7 +305,11 @@ impl Vm {
             ),
             None => (text.clone(), String::new()),
         };
-        Error::Runtime { script: script.name.clone(), message: message.trim().to_string(), traceback }
+        let message = match scrub_addresses(message.trim()) {
+            word if VALUE_TYPES.contains(&word.as_str()) => format!("script raised a {word} as its error"),
+            message => message,
+        };
+        Error::Runtime { script: script.name.clone(), message, traceback: scrub_addresses(&traceback) }
     }
 }
 
@@ -272,6 +334,44 @@ fn lua_message(e: &mlua::Error) -> String {
         mlua::Error::WithContext { cause, .. } => lua_message(cause),
         other => other.to_string(),
     }
+}
+
+/// Whether a failed call left the Lua state as sound as a finished one: the script raised an
+/// error, or called a function wrongly. Limits, stack overflows, failing error handlers and
+/// anything mlua reports about its own state are not plain.
+fn is_plain_script_error(e: &mlua::Error) -> bool {
+    match e {
+        mlua::Error::RuntimeError(m) => !m.contains("stack overflow") && !m.contains("error in error handling"),
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => {
+            is_plain_script_error(cause)
+        }
+        mlua::Error::BadArgument { cause, .. } => is_plain_script_error(cause),
+        mlua::Error::FromLuaConversionError { .. } | mlua::Error::ExternalError(_) => true,
+        _ => false,
+    }
+}
+
+/// Lua types whose `tostring` shows a memory address.
+const VALUE_TYPES: [&str; 5] = ["table", "function", "userdata", "thread", "buffer"];
+
+/// `text` with every `table: 0x55d0…`-style address cut to its type name: addresses tell a
+/// caller about the host's memory and nothing about the error.
+fn scrub_addresses(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(": 0x") {
+        let (before, after) = rest.split_at(at);
+        let hex = after[4..].bytes().take_while(u8::is_ascii_hexdigit).count();
+        if hex > 0 && VALUE_TYPES.iter().any(|t| before.ends_with(t)) {
+            out.push_str(before);
+            rest = &after[4 + hex..];
+        } else {
+            out.push_str(&rest[..at + 4]);
+            rest = &after[4..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn is_memory_error(e: &mlua::Error) -> bool {
@@ -321,4 +421,19 @@ fn frozen_index(lua: &Lua, target: Table) -> mlua::Result<Table> {
     meta.raw_set("__metatable", false)?;
     meta.set_readonly(true);
     Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_scrubbed_to_type_names() {
+        assert_eq!(scrub_addresses("table: 0x7fd6a8c0e2f0"), "table");
+        assert_eq!(
+            scrub_addresses("t.lua:3: got function: 0x55d0 and userdata: 0xABCDEF!"),
+            "t.lua:3: got function and userdata!"
+        );
+        assert_eq!(scrub_addresses("value: 0x10 stays; table: 0x"), "value: 0x10 stays; table: 0x");
+    }
 }

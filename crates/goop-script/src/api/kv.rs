@@ -12,13 +12,16 @@ use std::sync::{Arc, Mutex};
 use mlua::{Lua, Table, Value};
 use serde_json::{Map, Value as Json};
 
-use crate::api::json::{from_json, to_json};
+use crate::api::json::{from_json, text_len, to_json, ConvertError};
+use crate::budget::Budget;
 use crate::invocation::Invocation;
 
 /// Most keys one script may keep.
 pub const MAX_KEYS: usize = 1000;
 /// Largest serialized size of one script's store, in bytes.
 pub const MAX_BYTES: usize = 64 * 1024;
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
 
 /// One script's keys, guarded so its writes happen one at a time.
 type ScriptStore = Arc<Mutex<Map<String, Json>>>;
@@ -44,7 +47,11 @@ impl KvStore {
         if let Some(s) = open.get(script) {
             return Ok(s.clone());
         }
-        let map = read_file(&self.path(script))?;
+        // The owner reads the path and the reason in the log; a caller learns only which store.
+        let map = read_file(&self.path(script)).map_err(|detail| {
+            tracing::warn!(target: "goop::script", "{detail}");
+            format!("kv store of {script} is unreadable")
+        })?;
         let store = Arc::new(Mutex::new(map));
         open.insert(script.to_string(), store.clone());
         Ok(store)
@@ -70,12 +77,19 @@ impl KvStore {
         }
         let bytes = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
         if bytes.len() > MAX_BYTES {
-            return Err(format!("kv store full: at most {} KB per script", MAX_BYTES / 1024));
+            return Err(full());
         }
-        write_atomic(&self.dir, &self.path(script), &bytes).map_err(|e| format!("kv write failed: {e}"))?;
+        write_atomic(&self.dir, &self.path(script), &bytes).map_err(|e| {
+            tracing::warn!(target: "goop::script", "kv store of {script}: cannot write {}: {e}", self.path(script).display());
+            format!("kv store of {script}: write failed")
+        })?;
         *map = next;
         Ok(())
     }
+}
+
+fn full() -> String {
+    format!("kv store full: at most {} KB per script", MAX_BYTES / 1024)
 }
 
 fn read_file(path: &Path) -> Result<Map<String, Json>, String> {
@@ -110,14 +124,22 @@ fn script_name(lua: &Lua) -> mlua::Result<String> {
     Ok(inv.script().to_string())
 }
 
+/// A key as text, refused before any copy when it is too long.
+fn key_text(key: &mlua::LuaString) -> mlua::Result<String> {
+    if key.as_bytes().len() > MAX_KEY_BYTES {
+        return Err(mlua::Error::runtime(format!("goop.kv: a key is at most {MAX_KEY_BYTES} bytes")));
+    }
+    Ok(key.to_str()?.to_string())
+}
+
 /// Builds the `goop.kv` table over `store`. Failures raise a Lua error with the reason.
 pub fn module(lua: &Lua, store: Arc<KvStore>) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let s = store.clone();
     t.set(
         "get",
-        lua.create_function(move |lua, key: String| {
-            match s.get(&script_name(lua)?, &key).map_err(mlua::Error::runtime)? {
+        lua.create_function(move |lua, key: mlua::LuaString| {
+            match s.get(&script_name(lua)?, &key_text(&key)?).map_err(mlua::Error::runtime)? {
                 Some(v) => from_json(lua, &v),
                 None => Ok(Value::Nil),
             }
@@ -126,23 +148,31 @@ pub fn module(lua: &Lua, store: Arc<KvStore>) -> mlua::Result<Table> {
     let s = store.clone();
     t.set(
         "set",
-        lua.create_function(move |lua, (key, value): (String, Value)| {
+        lua.create_function(move |lua, (key, value): (mlua::LuaString, Value)| {
+            let key = key_text(&key)?;
             let json = match value {
                 Value::Nil => None,
                 Value::String(_) | Value::Number(_) | Value::Integer(_) | Value::Boolean(_) | Value::Table(_) => {
-                    Some(to_json(&value).map_err(|e| mlua::Error::runtime(format!("goop.kv.set: {e}")))?)
+                    Some(to_json(&value, &mut Budget::of(lua)).map_err(|e| match e {
+                        ConvertError::Invalid(m) => mlua::Error::runtime(format!("goop.kv.set: {m}")),
+                        stop => stop.into(),
+                    })?)
                 }
                 other => {
                     return Err(mlua::Error::runtime(format!("goop.kv.set: cannot store a {}", other.type_name())))
                 }
             };
+            // A value that alone overflows the store is refused before the store is copied.
+            if json.as_ref().is_some_and(|v| text_len(v, MAX_BYTES) > MAX_BYTES) {
+                return Err(mlua::Error::runtime(full()));
+            }
             s.put(&script_name(lua)?, &key, json).map_err(mlua::Error::runtime)
         })?,
     )?;
     t.set(
         "del",
-        lua.create_function(move |lua, key: String| {
-            store.put(&script_name(lua)?, &key, None).map_err(mlua::Error::runtime)
+        lua.create_function(move |lua, key: mlua::LuaString| {
+            store.put(&script_name(lua)?, &key_text(&key)?, None).map_err(mlua::Error::runtime)
         })?,
     )?;
     Ok(t)

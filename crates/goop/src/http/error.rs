@@ -26,6 +26,8 @@ pub enum HttpError {
     Timeout,
     #[error("too many redirects (max {MAX_REDIRECTS})")]
     TooManyRedirects,
+    #[error("{what} longer than {} KB", max / 1024)]
+    TooLong { what: &'static str, max: usize },
     #[error("invalid header {name:?}: {reason}")]
     Header { name: String, reason: String },
     #[error("request failed: {0}")]

@@ -10,8 +10,10 @@
 //! POST sends `Content-Type: application/x-www-form-urlencoded` unless `headers` name one.
 //!
 //! Limits: http/https only; 3 requests per invocation (every call counts, refused ones too);
-//! 1 MB per response body; each request, redirects included, must finish within the
-//! invocation's remaining time; at most 5 redirects; no proxies.
+//! URLs at most 8 KB and headers at most 8 KB in all; 1 MB per response body; each request,
+//! redirects included, must finish within the invocation's remaining time; at most 5
+//! redirects; no proxies. The copies the host makes of the request and response bodies are
+//! charged to the invocation's memory limit.
 //!
 //! SSRF: loopback, private, link-local, CGNAT, multicast, broadcast, unspecified,
 //! documentation and reserved addresses are unreachable. The check sits in the resolver the
@@ -24,8 +26,8 @@ mod client;
 mod error;
 mod resolve;
 
-use goop_script::mlua::{self, Lua, MultiValue, Table, Value};
-use goop_script::{HostModule, Invocation, Scope};
+use goop_script::mlua::{self, Lua, LuaString, MultiValue, Table, Value};
+use goop_script::{Budget, HostModule, Invocation, Scope};
 
 pub use client::DEFAULT_POST_TYPE;
 use client::{Client, Failure, Request, Response};
@@ -37,6 +39,10 @@ pub const MAX_REQUESTS: u32 = 3;
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// Redirects followed per request; every hop is checked like the first URL.
 pub const MAX_REDIRECTS: u32 = 5;
+/// Longest URL, in bytes.
+pub const MAX_URL_BYTES: usize = 8 * 1024;
+/// Most bytes of header names and values in one request.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 
 /// What scripts may reach. The default is the safe one: public addresses only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -73,17 +79,25 @@ impl HostModule for HttpModule {
         let client = self.client.clone();
         t.set(
             "get",
-            lua.create_function(move |lua, (url, headers): (String, Option<Table>)| {
-                let request = Request { url, body: None, headers: read_headers(headers)? };
+            lua.create_function(move |lua, (url, headers): (LuaString, Option<Table>)| {
+                let request = match (read_url(&url), read_headers(headers)?) {
+                    (Ok(url), Ok(headers)) => Request { url, body: None, headers },
+                    (Err(e), _) | (_, Err(e)) => return reply(lua, Err(e.into())),
+                };
                 reply(lua, run(lua, &client, request)?)
             })?,
         )?;
         let client = self.client.clone();
         t.set(
             "post",
-            lua.create_function(move |lua, (url, body, headers): (String, Option<mlua::LuaString>, Option<Table>)| {
+            lua.create_function(move |lua, (url, body, headers): (LuaString, Option<LuaString>, Option<Table>)| {
+                let (url, headers) = match (read_url(&url), read_headers(headers)?) {
+                    (Ok(url), Ok(headers)) => (url, headers),
+                    (Err(e), _) | (_, Err(e)) => return reply(lua, Err(e.into())),
+                };
                 let body = body.map(|b| b.as_bytes().to_vec()).unwrap_or_default();
-                let request = Request { url, body: Some(body), headers: read_headers(headers)? };
+                Budget::of(lua).charge(body.len())?;
+                let request = Request { url, body: Some(body), headers };
                 reply(lua, run(lua, &client, request)?)
             })?,
         )?;
@@ -117,22 +131,42 @@ fn run(lua: &Lua, client: &Client, request: Request) -> mlua::Result<Result<Resp
     Ok(client.send(request, timeout))
 }
 
-/// `body, nil, status` or `nil, err, status`.
+/// `body, nil, status` or `nil, err, status`. The body's host copy is charged before Lua gets its own.
 fn reply(lua: &Lua, outcome: Result<Response, Failure>) -> mlua::Result<MultiValue> {
     let (body, err, status) = match outcome {
-        Ok(r) => (Value::String(lua.create_string(&r.body)?), Value::Nil, r.status),
+        Ok(r) => {
+            Budget::of(lua).charge(r.body.len())?;
+            (Value::String(lua.create_string(&r.body)?), Value::Nil, r.status)
+        }
         Err(f) => (Value::Nil, Value::String(lua.create_string(f.error.to_string())?), f.status),
     };
     Ok(MultiValue::from_iter([body, err, Value::Integer(status.into())]))
 }
 
+/// The URL as text, refused before it is copied when longer than [`MAX_URL_BYTES`].
+fn read_url(url: &LuaString) -> Result<String, HttpError> {
+    let bytes = url.as_bytes();
+    if bytes.len() > MAX_URL_BYTES {
+        return Err(HttpError::TooLong { what: "URL", max: MAX_URL_BYTES });
+    }
+    std::str::from_utf8(&bytes)
+        .map(str::to_string)
+        .map_err(|_| HttpError::InvalidUrl { url: String::from_utf8_lossy(&bytes).into(), reason: "not UTF-8".into() })
+}
+
 /// The headers table as name/value pairs; names and values must be strings (numbers coerce).
-fn read_headers(headers: Option<Table>) -> mlua::Result<Vec<(String, String)>> {
-    let Some(headers) = headers else { return Ok(Vec::new()) };
+/// Reading stops as soon as they pass [`MAX_HEADER_BYTES`] together.
+fn read_headers(headers: Option<Table>) -> mlua::Result<Result<Vec<(String, String)>, HttpError>> {
+    let Some(headers) = headers else { return Ok(Ok(Vec::new())) };
     let mut out = Vec::new();
-    for pair in headers.pairs::<mlua::LuaString, mlua::LuaString>() {
+    let mut bytes = 0;
+    for pair in headers.pairs::<LuaString, LuaString>() {
         let (name, value) = pair.map_err(|e| mlua::Error::runtime(format!("goop.http: headers: {e}")))?;
+        bytes += name.as_bytes().len() + value.as_bytes().len();
+        if bytes > MAX_HEADER_BYTES {
+            return Ok(Err(HttpError::TooLong { what: "headers", max: MAX_HEADER_BYTES }));
+        }
         out.push((name.to_str()?.to_string(), value.to_str()?.to_string()));
     }
-    Ok(out)
+    Ok(Ok(out))
 }

@@ -10,6 +10,8 @@
 //! per call. `query`/`scalar` cannot write; `exec` only inserts, updates and deletes rows of user
 //! tables: see [`Store::script_query`] and [`Store::script_exec`]. At most 1000 rows and 1 MB
 //! per result (an error beyond). A statement still running at the invocation's deadline stops.
+//! The host's copies of the SQL, the parameters and the rows are charged to the invocation's
+//! memory limit.
 //!
 //! Values come back as Lua values: INTEGER and REAL → number, TEXT and BLOB → string,
 //! NULL → nil (so the field is absent from the row table).
@@ -17,7 +19,7 @@
 use std::time::Instant;
 
 use goop_script::mlua::{self, Lua, LuaString, MultiValue, Table, Value};
-use goop_script::{HostModule, Invocation, Scope};
+use goop_script::{Budget, HostModule, Invocation, Scope};
 use rusqlite::types::Value as Sql;
 
 use super::script::Want;
@@ -52,6 +54,7 @@ impl HostModule for DbModule {
             lua.create_function(move |lua, (sql, args): (LuaString, MultiValue)| {
                 let (sql, params, deadline) = prepare(lua, "query", &sql, args)?;
                 let rows = store.script_query(&sql, &params, Want::All, deadline).map_err(fail("query"))?;
+                Budget::of(lua).charge(rows.bytes())?;
                 let list = lua.create_table_with_capacity(rows.rows.len(), 0)?;
                 for row in rows.rows {
                     let table = lua.create_table_with_capacity(0, rows.columns.len())?;
@@ -91,6 +94,13 @@ impl HostModule for DbModule {
 
 /// The SQL text, the bound values and the invocation's deadline.
 fn prepare(lua: &Lua, function: &str, sql: &LuaString, args: MultiValue) -> mlua::Result<(String, Vec<Sql>, Instant)> {
+    let mut budget = Budget::of(lua);
+    budget.charge(sql.as_bytes().len())?;
+    for arg in &args {
+        if let Value::String(s) = arg {
+            budget.charge(s.as_bytes().len())?;
+        }
+    }
     let sql = sql
         .to_str()
         .map_err(|_| mlua::Error::runtime(format!("goop.db.{function}: SQL must be UTF-8 text")))?

@@ -17,6 +17,14 @@ pub struct Rows {
     pub rows: Vec<Vec<Sql>>,
 }
 
+impl Rows {
+    /// Roughly the bytes the rows take: names and values, as counted against the result cap.
+    pub fn bytes(&self) -> usize {
+        let names: usize = self.columns.iter().map(String::len).sum();
+        self.rows.iter().map(|row| names + row.iter().map(value::size).sum::<usize>()).sum()
+    }
+}
+
 /// How much of a query's result the caller wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {

@@ -1,0 +1,64 @@
+//! A running peer under hostile scripts' host work: bounded memory and time, and errors that
+//! tell a remote caller nothing about the host.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Peak resident memory of a process, in MB (`VmHWM` in `/proc/<pid>/status`).
+fn peak_rss_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+const BOMB: &str = "local t = {1} for i = 1, 22 do t = {t, t} end";
+
+#[test]
+fn a_peer_survives_host_work_bombs_within_its_limits() {
+    let host_dir = folder("Host");
+    let visitor = folder("Ann");
+    let functions = host_dir.path().join("site/lua/functions");
+    let write = |name: &str, body: &str| std::fs::write(functions.join(format!("{name}.lua")), body).unwrap();
+    write("encode", &format!("function call() {BOMB} return goop.json.encode(t) end"));
+    write("result", &format!("function call() {BOMB} return t end"));
+    write("kv", &format!("function call() {BOMB} goop.kv.set('k', t) return 1 end"));
+    write("decode", "function call() return #goop.json.decode('[' .. string.rep('[],', 400000) .. '[]]') end");
+    write("tblerr", "function call() error({ code = 42 }) end");
+    write("kvbad", "function call() return goop.kv.get('a') end");
+    std::fs::create_dir_all(host_dir.path().join("site/lua/.state")).unwrap();
+    std::fs::write(host_dir.path().join("site/lua/.state/kvbad.json"), "{ broken").unwrap();
+    let host = run(host_dir.path());
+    let pid = host.child.id();
+    let v = visitor.path().to_str().unwrap();
+    let before = peak_rss_mb(pid);
+
+    for name in ["encode", "result", "kv", "decode"] {
+        let start = Instant::now();
+        let out = goop(&["call", "--peer", &host.addr, "--dir", v, name]);
+        let took = start.elapsed();
+        assert_eq!(
+            stdout(&out),
+            format!("{{\"ok\":false,\"error\":\"script {name} exceeded its memory limit of 10 MB\"}}\n"),
+        );
+        // The 5 s timeout is never reached: the 10 MB limit stops each at once (the `goop`
+        // client's own start and dial included).
+        assert!(took < Duration::from_secs(5), "{name}: {took:?}");
+    }
+    // A peer whose scripts may hold 10 MB each stays far below what the expansions asked for
+    // (2^22 leaves, several GB).
+    let peak = peak_rss_mb(pid);
+    eprintln!("peak resident memory {peak} MB ({before} MB before the bombs)");
+    assert!(peak < before + 100, "peak {peak} MB, {before} MB before the bombs");
+
+    let shown = stdout(&goop(&["call", "--peer", &host.addr, "--dir", v, "tblerr"]));
+    assert_eq!(shown, "{\"ok\":false,\"error\":\"script raised a table as its error\"}\n");
+    let shown = stdout(&goop(&["call", "--peer", &host.addr, "--dir", v, "kvbad"]));
+    assert_eq!(shown, "{\"ok\":false,\"error\":\"kv store of kvbad is unreadable\"}\n");
+}
