@@ -21,6 +21,8 @@ fn engine_over(dir: &std::path::Path) -> Engine {
 fn invoke(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("echo.lua"), TRIVIAL).expect("write");
+    std::fs::write(dir.path().join("fail.lua"), "function handle(args) error('bad input: ' .. args) end")
+        .expect("write");
     std::fs::create_dir(dir.path().join("functions")).expect("mkdir");
     std::fs::write(
         dir.path().join("functions/score.lua"),
@@ -43,6 +45,10 @@ fn invoke(c: &mut Criterion) {
 
     c.bench_function("trivial handle (pooled VM, fresh env)", |b| {
         b.iter(|| engine.run_command(&caller, black_box("echo"), black_box("hi")).expect("call"))
+    });
+    // The spec's scripts call error() on bad input: that path must keep its VM.
+    c.bench_function("handle that calls error() (pooled VM kept)", |b| {
+        b.iter(|| engine.run_command(&caller, black_box("fail"), black_box("hi")).expect_err("fails"))
     });
     c.bench_function("data call, nested params and result", |b| {
         b.iter(|| engine.call(&caller, black_box("score"), black_box(&params)).expect("call"))
