@@ -2,6 +2,7 @@
 //! shared fairly: one caller holds at most a fixed number of them at once.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,8 @@ struct State {
     live: usize,
     /// Callers waiting for a VM; notifying costs a syscall, so only when someone waits.
     waiting: usize,
-    /// VMs checked out per caller ID (callers with none are not kept).
-    running: HashMap<String, usize>,
+    /// VMs checked out per caller (by a hash of its ID; callers with none are not kept).
+    running: HashMap<u64, usize>,
 }
 
 pub(crate) struct Pool {
@@ -24,6 +25,7 @@ pub(crate) struct Pool {
     max: usize,
     /// Most VMs one caller may hold at once.
     per_caller: usize,
+    hasher: RandomState,
     wait: Duration,
     setup: VmSetup,
 }
@@ -35,6 +37,7 @@ impl Pool {
             returned: Condvar::new(),
             max: max.max(1),
             per_caller: per_caller.clamp(1, max.max(1)),
+            hasher: RandomState::new(),
             wait,
             setup,
         }
@@ -48,6 +51,7 @@ impl Pool {
     /// Runs `f` on a VM for `caller` (`None`: the peer itself, never held back). The VM goes
     /// back to the pool unless the call left it unfit (a limit hit, a broken state).
     pub fn with_vm<T>(&self, caller: Option<&str>, f: impl FnOnce(&mut Vm) -> Result<T, Error>) -> Result<T, Error> {
+        let caller = caller.map(|id| self.hasher.hash_one(id));
         let mut vm = self.checkout(caller)?;
         let result = f(&mut vm);
         let mut st = self.lock();
@@ -72,11 +76,11 @@ impl Pool {
         self.lock().idle.iter().map(Vm::used_memory).sum()
     }
 
-    fn checkout(&self, caller: Option<&str>) -> Result<Vm, Error> {
+    fn checkout(&self, caller: Option<u64>) -> Result<Vm, Error> {
         let give_up = Instant::now() + self.wait;
         let mut st = self.lock();
         loop {
-            let held = caller.map_or(0, |id| st.running.get(id).copied().unwrap_or(0));
+            let held = caller.map_or(0, |id| st.running.get(&id).copied().unwrap_or(0));
             if held < self.per_caller {
                 if let Some(vm) = st.idle.pop() {
                     Self::count(&mut st, caller);
@@ -110,18 +114,18 @@ impl Pool {
         }
     }
 
-    fn count(st: &mut State, caller: Option<&str>) {
+    fn count(st: &mut State, caller: Option<u64>) {
         if let Some(id) = caller {
-            *st.running.entry(id.to_string()).or_default() += 1;
+            *st.running.entry(id).or_default() += 1;
         }
     }
 
-    fn uncount(st: &mut State, caller: Option<&str>) {
+    fn uncount(st: &mut State, caller: Option<u64>) {
         let Some(id) = caller else { return };
-        if let Some(n) = st.running.get_mut(id) {
+        if let Some(n) = st.running.get_mut(&id) {
             *n -= 1;
             if *n == 0 {
-                st.running.remove(id);
+                st.running.remove(&id);
             }
         }
     }

@@ -251,6 +251,21 @@ fn headers_are_sent_and_post_has_a_default_content_type() {
 }
 
 #[test]
+fn urls_and_headers_are_bounded_before_any_copy_or_connection() {
+    let server = Server::start();
+    let s = setup(true, Duration::from_secs(5));
+    let long_url = format!("{}?q={}", server.url("/hello"), "x".repeat(8 * 1024));
+    assert_eq!(get(&s, &long_url)["err"], "URL longer than 8 KB");
+    // 8 KB of header names and values in all: two of 5 KB are over.
+    let headers = json!({ "X-A": "a".repeat(5 * 1024), "X-B": "b".repeat(5 * 1024) });
+    let out = fetch(&s, json!({ "url": server.url("/hello"), "headers": headers }));
+    assert_eq!(out["err"], "headers longer than 8 KB");
+    assert_eq!(server.connections(), 0, "refused before connecting");
+    let headers = json!({ "X-A": "a".repeat(7 * 1024) });
+    assert_eq!(fetch(&s, json!({ "url": server.url("/hello"), "headers": headers }))["status"], 200);
+}
+
+#[test]
 fn three_requests_per_invocation() {
     let server = Server::start();
     let s = setup(true, Duration::from_secs(5));
