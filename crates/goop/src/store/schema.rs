@@ -149,7 +149,7 @@ fn split(sql: &str, schema: &Path) -> Result<Vec<String>, StoreError> {
     loop {
         // Preparing runs the authorizer, so it is guarded too.
         let mut next = None;
-        let place = after(&out);
+        let place = after(sql, &out);
         guarded(&scratch, &place, schema, |_| {
             next = batch.next().map_err(StoreError::Sql)?;
             Ok(())
@@ -184,11 +184,19 @@ pub fn step_through(stmt: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> 
     Ok(())
 }
 
-/// Names the place of a statement SQLite could not even parse.
-fn after(done: &[String]) -> String {
-    match done.last() {
-        Some(last) => format!("(the one after {last:?})"),
-        None => "(the first)".into(),
+/// The text of the statement after the `done` ones, for an error at its preparation (SQLite
+/// could not parse it, or the authorizer refused it): what follows the last one done, or a
+/// description of its place if that cannot be found.
+fn after(sql: &str, done: &[String]) -> String {
+    let mut rest = Some(sql);
+    for text in done {
+        rest = rest.and_then(|r| r.find(text.as_str()).map(|at| &r[at + text.len()..]));
+    }
+    let next = rest.map(|r| without_leading_comments(r.trim_start().trim_start_matches(';')).trim());
+    match (next, done.last()) {
+        (Some(next), _) if !next.is_empty() => next.to_string(),
+        (_, Some(last)) => format!("(the one after {last:?})"),
+        (_, None) => "(the first)".into(),
     }
 }
 

@@ -7,6 +7,7 @@ mod db;
 mod floods;
 mod own;
 mod policies;
+mod props;
 mod schema;
 
 use std::path::Path;
