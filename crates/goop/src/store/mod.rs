@@ -6,9 +6,11 @@
 //!
 //! Three ways in, all blocking (call them off the async runtime's workers):
 //! - [`Store::data_request`]: the data protocol's `tables`/`describe`/`query`/`insert`/
-//!   `update`/`delete` for a caller peer ID ([`data`]);
+//!   `update`/`delete` for a caller peer ID ([`data`]), `own` rows through [`own`]'s views,
+//!   a remote caller's spending through [`budget`];
 //! - [`DbModule`]: `goop.db` for data functions ([`db`], [`script`]);
-//! - [`Store::save_message`] / [`Store::inbox`]: chat messages that are not commands.
+//! - [`Store::save_message`] / [`Store::inbox`]: chat messages that are not commands, at most
+//!   [`MAX_PER_SENDER`] per sender.
 //!
 //! User tables carry the system columns `_id INTEGER PRIMARY KEY AUTOINCREMENT`, `_owner`,
 //! `_created_at` and `_updated_at`, declared by the site's schema (as in the spec's). The data
