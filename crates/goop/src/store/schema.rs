@@ -128,9 +128,12 @@ fn guarded(
     }
 }
 
-/// An index on `_owner` for every user table that has one.
+/// An index on `_owner` for every user table that has one (virtual tables cannot have one).
 fn index_owners(conn: &Connection) -> Result<(), StoreError> {
-    for name in user_tables(conn)? {
+    let mut virtual_tables =
+        conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")?;
+    let virtual_tables = virtual_tables.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    for name in user_tables(conn)?.into_iter().filter(|t| !virtual_tables.contains(t)) {
         let Some((name, columns)) = table(conn, &name)? else { continue };
         if columns.iter().any(|c| c.name.eq_ignore_ascii_case("_owner")) {
             conn.execute(&format!("CREATE INDEX IF NOT EXISTS \"_goop_owner_{name}\" ON \"{name}\" (\"_owner\")"), [])?;
