@@ -284,6 +284,7 @@ impl Ctx<'_> {
         sets.push(format!("{} = CURRENT_TIMESTAMP", quote("_updated_at")));
         let set = format!("UPDATE {} SET {}", quote(&target.name), sets.join(", "));
         let quota = if self.is_owner { 0 } else { target.policy.quota_bytes };
+        let written_per_row = values.iter().map(value::size).sum::<usize>() as u64;
         let tx = self.begin()?;
         let before = if quota > 0 { self.usage(&target)?.1 } else { 0 };
         let affected = self.write(&target, Write::Update, &set, values, filter)?;
@@ -291,6 +292,11 @@ impl Ctx<'_> {
             let after = self.usage(&target)?.1;
             if after > quota && after > before {
                 return Err(StoreError::QuotaBytes { max: quota, table: target.name });
+            }
+            // Under `update: open` the rows may be others': one request still writes no more
+            // than the caller could store.
+            if (affected as u64).saturating_mul(written_per_row) > quota {
+                return Err(StoreError::UpdateTooLarge { max: quota, rows: affected });
             }
         }
         tx.commit()?;

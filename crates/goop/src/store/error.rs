@@ -58,6 +58,8 @@ pub enum StoreError {
     QuotaRows { max: u32, table: String },
     #[error("quota: at most {} of yours in {table}", bytes(*.max))]
     QuotaBytes { max: u64, table: String },
+    #[error("quota: an update may write at most {} in all ({rows} rows matched)", bytes(*.max))]
+    UpdateTooLarge { max: u64, rows: usize },
     #[error("where matches more than {0} rows; narrow it")]
     TooManyMatches(usize),
 }

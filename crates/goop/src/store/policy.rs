@@ -17,7 +17,8 @@
 //! Budgets, per remote peer and table (the owner has none), beside the four rules:
 //! - `rate_limit`: writes (insert, update, delete) per minute, default 60;
 //! - `quota_rows`, `quota_bytes`: rows, and bytes of their non-system columns, that one peer's
-//!   rows (`_owner`) may hold, defaults 1000 and 1048576 (1 MB).
+//!   rows (`_owner`) may hold, defaults 1000 and 1048576 (1 MB); one update also writes at
+//!   most `quota_bytes` in all (rows matched × bytes set), whoever's rows they are.
 //!
 //! 0 means no limit. `{"scores": {"insert": "own", "rate_limit": 10, "quota_rows": 50}}`
 

@@ -139,3 +139,23 @@ fn one_peer_cannot_hold_all_connections() {
     // Every heavy query ended within its deadline plus a margin.
     assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
 }
+
+/// Under `update: open`, one visitor's update writes at most their byte quota in all, 1 MB by
+/// default, whoever's rows it touches (before: 100 rows x 64 KB = 6.4 MB in one request).
+#[test]
+fn open_update_writes_at_most_1_mb() {
+    let (_dir, store) = with_notes_policy(r#"{"update": "open"}"#);
+    for _ in 0..100 {
+        insert(&store, HOST, "notes", "short");
+    }
+    let everything = json!({"op": "update", "table": "notes", "data": {"text": "x".repeat(64 * 1024)}, "where": "1"});
+    assert_eq!(
+        refused(&store, VISITOR, everything),
+        "quota: an update may write at most 1 MB in all (101 rows matched)"
+    );
+    let total =
+        data(&store, HOST, json!({"op": "query", "table": "notes", "columns": ["text"], "where": "length(text) > 10"}));
+    assert_eq!(total["rows"].as_array().map(Vec::len), Some(0), "nothing was written");
+    let some = json!({"op": "update", "table": "notes", "data": {"text": "x".repeat(64 * 1024)}, "where": "_id <= 16"});
+    assert_eq!(data(&store, VISITOR, some), json!({"ok": true, "affected": 16}));
+}
