@@ -278,6 +278,29 @@ mod tests {
         assert!(check(update, "UPDATE other SET a = 1").is_err());
     }
 
+    /// SQLite names the view as the accessor of the reads it makes, so only those pass.
+    #[test]
+    fn own_rule_reads_only_through_the_view() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE notes (_id INTEGER PRIMARY KEY, _owner TEXT, text TEXT)").unwrap();
+        super::super::own::register(&conn).unwrap();
+        let columns = ["\"_id\"".to_string(), "\"_owner\"".into(), "\"text\"".into()];
+        let view = super::super::own::view(&conn, "notes", &columns).unwrap();
+        let rule = Rule::Table { table: "notes".into(), write: None, through: Some(view) };
+        let prepare = |frag: &str| {
+            let sql = format!("SELECT text FROM temp.\"_goop_own_notes\" AS notes WHERE ({frag})");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            run(&conn, rule.clone(), deadline, |conn, _| conn.prepare(&sql).map(|_| ()).map_err(StoreError::Sql))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(prepare("text = 'a' AND notes._id > 0"), Ok(()));
+        let own_rows_only = Err("not allowed: reading table notes (only your own rows)".to_string());
+        assert_eq!(prepare("(1, 'x', 'y') IN notes"), own_rows_only);
+        assert_eq!(prepare("(1, 'x', 'y') IN main.notes"), own_rows_only);
+        assert_eq!(prepare("(SELECT count(*) FROM notes) > 0"), own_rows_only);
+        assert_eq!(prepare("(1, 'x', 'y') IN temp._goop_own_notes"), Ok(()));
+    }
+
     #[test]
     fn script_rules() {
         assert_eq!(check(Rule::ScriptRead, "SELECT * FROM notes JOIN other"), Ok(()));
