@@ -40,8 +40,11 @@ fn with_notes_policy(policy: &str) -> (tempfile::TempDir, Store) {
 fn writes_per_minute_default_60() {
     let dir = peer_dir();
     let store = Store::open(dir.path(), HOST).unwrap();
+    let started = Instant::now();
     let (accepted, error) = inserts(&store, VISITOR, "notes", "x", 100);
-    assert_eq!(accepted, 60, "writes accepted of 100");
+    // The budget refills at one write a second: a slow machine may earn a few more.
+    let refilled = started.elapsed().as_secs() as usize;
+    assert!((60..=60 + refilled).contains(&accepted), "{accepted} writes accepted of 100 in {refilled} s");
     assert_eq!(error.as_deref(), Some("rate limited: at most 60 writes per minute to notes"));
     // Updates and deletes draw on the same budget.
     let e = refused(&store, VISITOR, json!({"op": "delete", "table": "notes", "where": "1"}));
@@ -131,7 +134,7 @@ fn one_peer_cannot_hold_all_connections() {
     let answer = data(&store, OTHER, json!({"op": "query", "table": "notes", "limit": 1}));
     let waited = quick.elapsed();
     assert_eq!(answer["ok"], json!(true), "{answer}");
-    assert!(waited < Duration::from_millis(500), "another peer waited {waited:?}");
+    assert!(waited < Duration::from_secs(1), "another peer waited {waited:?}");
     let answers: Vec<Value> = flood.into_iter().map(|t| t.join().unwrap()).collect();
     let timeouts = answers.iter().filter(|a| a["error"].as_str().is_some_and(|e| e.starts_with("timeout"))).count();
     assert!(timeouts >= 2, "heavy queries stopped at the 2 s deadline: {answers:?}");
