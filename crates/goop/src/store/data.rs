@@ -8,16 +8,26 @@
 //! Table and column names are checked against the live schema and quoted; values are bound.
 //! The caller's `where` runs under the authorizer's [`Rule::Table`]: it may read only the
 //! target table's columns. The system columns are stamped here, never taken from `data`.
+//!
+//! A `where` never sees rows the caller may not read: under read `own` (or `owner`/`none`)
+//! it runs over the caller's own-rows view ([`own`]), for queries and for update/delete alike
+//! (those first collect the matching `_id`s there, then change exactly those rows).
+//!
+//! A remote caller's requests are budgeted ([`super::budget`], [`super::policy`]): at most
+//! [`MAX_QUERIES_PER_PEER`](super::budget::MAX_QUERIES_PER_PEER) at once, writes per minute,
+//! [`MAX_ROW_BYTES`] of data per write, and a quota of rows and bytes they own per table,
+//! checked inside the write's transaction. The owner is not budgeted.
 
 use std::time::{Duration, Instant};
 
 use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, Statement};
+use rusqlite::{Connection, Statement, Transaction, TransactionBehavior};
 use serde_json::{json, Map, Value};
 
 use super::error::StoreError;
 use super::guard::{self, Rule, Write};
-use super::policy::{Decision, Op};
+use super::own;
+use super::policy::{Decision, Op, TablePolicy};
 use super::request::{self, cut, short, Filter, Query, Request};
 use super::schema::{self, Column, SYSTEM_COLUMNS};
 use super::value::{self, MAX_RESULT_BYTES};
@@ -28,6 +38,10 @@ pub const MAX_ERROR_CHARS: usize = 300;
 
 /// Time one data request may take, waiting for a connection included.
 pub const REQUEST_TIME: Duration = Duration::from_secs(2);
+/// Most bytes of data one remote insert or update may write.
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+/// Most rows one remote update or delete that goes through the own-rows view may change.
+pub const MAX_WRITE_ROWS: usize = 10_000;
 
 impl Store {
     /// Answers one table request from `caller` (a peer ID). Never panics on any JSON; every
@@ -44,8 +58,12 @@ impl Store {
     fn answer(&self, caller: &str, request: &Value) -> Result<Value, StoreError> {
         let request = request::parse(request)?;
         let deadline = Instant::now() + REQUEST_TIME;
+        let is_owner = caller == self.inner.owner;
+        // One peer's heavy queries hold only a few of the pool's connections.
+        let _running = if is_owner { None } else { Some(self.inner.budgets.query(caller, deadline)?) };
         let conn = self.inner.pool.get(deadline)?;
-        let ctx = Ctx { store: self, conn: &conn, caller, is_owner: caller == self.inner.owner, deadline };
+        let _serving = own::serve(caller);
+        let ctx = Ctx { store: self, conn: &conn, caller, is_owner, deadline };
         match request {
             Request::Tables => ctx.tables(),
             Request::Describe { table } => ctx.describe(&table),
@@ -72,6 +90,9 @@ struct Target {
     columns: Vec<Column>,
     /// `true`: only rows whose `_owner` is the caller.
     own_rows: bool,
+    /// `true`: the caller may read every row (so a `where` may look at them all).
+    reads_all: bool,
+    policy: TablePolicy,
 }
 
 impl Target {
@@ -125,8 +146,11 @@ impl Ctx<'_> {
                 return Err(StoreError::Forbidden { op: op.name(), table: name, policy: access.name() })
             }
         };
-        let target = Target { name, columns, own_rows };
-        if own_rows && op != Op::Insert {
+        let policies = self.store.policies();
+        let reads_all = matches!(policies.decide(&name, Op::Read, self.is_owner), Decision::All);
+        let policy = policies.table(&name);
+        let target = Target { name, columns, own_rows, reads_all, policy };
+        if (own_rows || !reads_all) && op != Op::Insert {
             target.column("_owner")?;
         }
         Ok(target)
@@ -159,8 +183,9 @@ impl Ctx<'_> {
         for (column, desc) in &q.order {
             order.push(format!("{} {}", quote(target.column(column)?), if *desc { "DESC" } else { "ASC" }));
         }
-        let (filter, mut params) = self.filter(&target, q.filter.as_ref())?;
-        let mut sql = format!("SELECT {} FROM {} WHERE {filter}", columns.join(", "), quote(&target.name));
+        let (filter, mut params) = self.filter(q.filter.as_ref(), false)?;
+        let (from, through) = self.source(&target)?;
+        let mut sql = format!("SELECT {} FROM {from} WHERE {filter}", columns.join(", "));
         if !order.is_empty() {
             sql += &format!(" ORDER BY {}", order.join(", "));
         }
@@ -168,7 +193,7 @@ impl Ctx<'_> {
         params.push(Sql::Integer(q.limit as i64));
         params.push(Sql::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX)));
 
-        let rule = Rule::Table { table: target.name.clone(), write: None };
+        let rule = Rule::Table { table: target.name.clone(), write: None, through };
         let (rows, truncated) = guard::run(self.conn, rule, self.deadline, |conn, _| {
             let mut stmt = prepare(conn, &sql)?;
             let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
@@ -200,10 +225,22 @@ impl Ctx<'_> {
         })
     }
 
+    /// What a `where` reads from: the table, or the caller's own-rows view (named as the
+    /// table) when they may not read every row; and the view the authorizer must see.
+    fn source(&self, target: &Target) -> Result<(String, Option<String>), StoreError> {
+        if !target.own_rows && target.reads_all {
+            return Ok((quote(&target.name), None));
+        }
+        let columns: Vec<String> = target.columns.iter().map(|c| quote(&c.name)).collect();
+        let view = own::view(self.conn, &target.name, &columns)?;
+        Ok((format!("temp.{} AS {}", quote(&view), quote(&target.name)), Some(view)))
+    }
+
     fn insert(&self, table: &str, data: &Map<String, Value>) -> Result<Value, StoreError> {
         let target = self.target(table, Op::Insert)?;
         target.has_system_columns()?;
         let (mut columns, mut values) = target.data(data)?;
+        self.charge(&target, &values)?;
         let mut placeholders = vec!["?"; columns.len()];
         columns.push(quote("_owner"));
         values.push(Sql::Text(self.caller.to_string()));
@@ -218,45 +255,160 @@ impl Ctx<'_> {
             columns.join(", "),
             placeholders.join(", ")
         );
-        let rule = Rule::Table { table: target.name.clone(), write: Some(Write::Insert) };
+        let rule = Rule::Table { table: target.name.clone(), write: Some(Write::Insert), through: None };
+        let tx = self.begin()?;
         let id = guard::run(self.conn, rule, self.deadline, |conn, _| {
             prepare(conn, &sql)?.execute(rusqlite::params_from_iter(&values)).map_err(StoreError::Sql)?;
             Ok(conn.last_insert_rowid())
         })?;
+        if !self.is_owner {
+            let (rows, bytes) = self.usage(&target)?;
+            let policy = &target.policy;
+            if policy.quota_rows > 0 && rows > u64::from(policy.quota_rows) {
+                return Err(StoreError::QuotaRows { max: policy.quota_rows, table: target.name });
+            }
+            if policy.quota_bytes > 0 && bytes > policy.quota_bytes {
+                return Err(StoreError::QuotaBytes { max: policy.quota_bytes, table: target.name });
+            }
+        }
+        tx.commit()?;
         Ok(json!({ "ok": true, "id": id }))
     }
 
     fn update(&self, table: &str, data: &Map<String, Value>, filter: &Filter) -> Result<Value, StoreError> {
         let target = self.target(table, Op::Update)?;
         target.has_system_columns()?;
-        let (columns, mut params) = target.data(data)?;
+        let (columns, values) = target.data(data)?;
+        self.charge(&target, &values)?;
         let mut sets: Vec<String> = columns.iter().map(|c| format!("{c} = ?")).collect();
         sets.push(format!("{} = CURRENT_TIMESTAMP", quote("_updated_at")));
-        let (where_sql, where_params) = self.filter(&target, Some(filter))?;
-        params.extend(where_params);
-        let sql = format!("UPDATE {} SET {} WHERE {where_sql}", quote(&target.name), sets.join(", "));
-        self.write(&target, Write::Update, &sql, &params)
+        let set = format!("UPDATE {} SET {}", quote(&target.name), sets.join(", "));
+        let quota = if self.is_owner { 0 } else { target.policy.quota_bytes };
+        let written_per_row = values.iter().map(value::size).sum::<usize>() as u64;
+        let tx = self.begin()?;
+        let before = if quota > 0 { self.usage(&target)?.1 } else { 0 };
+        let affected = self.write(&target, Write::Update, &set, values, filter)?;
+        if quota > 0 {
+            let after = self.usage(&target)?.1;
+            if after > quota && after > before {
+                return Err(StoreError::QuotaBytes { max: quota, table: target.name });
+            }
+            // Under `update: open` the rows may be others': one request still writes no more
+            // than the caller could store.
+            if (affected as u64).saturating_mul(written_per_row) > quota {
+                return Err(StoreError::UpdateTooLarge { max: quota, rows: affected });
+            }
+        }
+        tx.commit()?;
+        Ok(json!({ "ok": true, "affected": affected }))
     }
 
     fn delete(&self, table: &str, filter: &Filter) -> Result<Value, StoreError> {
         let target = self.target(table, Op::Delete)?;
         target.has_system_columns()?;
-        let (where_sql, params) = self.filter(&target, Some(filter))?;
-        let sql = format!("DELETE FROM {} WHERE {where_sql}", quote(&target.name));
-        self.write(&target, Write::Delete, &sql, &params)
-    }
-
-    fn write(&self, target: &Target, write: Write, sql: &str, params: &[Sql]) -> Result<Value, StoreError> {
-        let rule = Rule::Table { table: target.name.clone(), write: Some(write) };
-        let affected = guard::run(self.conn, rule, self.deadline, |conn, _| {
-            prepare(conn, sql)?.execute(rusqlite::params_from_iter(params)).map_err(StoreError::Sql)
-        })?;
+        self.charge(&target, &[])?;
+        let tx = self.begin()?;
+        let affected =
+            self.write(&target, Write::Delete, &format!("DELETE FROM {}", quote(&target.name)), vec![], filter)?;
+        tx.commit()?;
         Ok(json!({ "ok": true, "affected": affected }))
     }
 
+    /// Runs `head` (`UPDATE t SET …` with `values`, or `DELETE FROM t`) on the rows `filter`
+    /// matches among those the caller may see; the number of rows changed.
+    fn write(
+        &self,
+        target: &Target,
+        write: Write,
+        head: &str,
+        mut values: Vec<Sql>,
+        filter: &Filter,
+    ) -> Result<usize, StoreError> {
+        let rule = |through| Rule::Table { table: target.name.clone(), write: Some(write), through };
+        let (from, through) = self.source(target)?;
+        let Some(view) = through else {
+            // Every row is readable: one statement, limited to the caller's rows if `own`.
+            let (where_sql, where_params) = self.filter(Some(filter), target.own_rows)?;
+            values.extend(where_params);
+            let sql = format!("{head} WHERE {where_sql}");
+            return guard::run(self.conn, rule(None), self.deadline, |conn, _| {
+                prepare(conn, &sql)?.execute(rusqlite::params_from_iter(&values)).map_err(StoreError::Sql)
+            });
+        };
+        // Find the rows through the view, then change exactly those: the caller's `where`
+        // never runs on a row they cannot see, and the count says nothing about others.
+        let (where_sql, where_params) = self.filter(Some(filter), false)?;
+        let find = format!("SELECT {} FROM {from} WHERE {where_sql} LIMIT {}", quote("_id"), MAX_WRITE_ROWS + 1);
+        let read = Rule::Table { table: target.name.clone(), write: None, through: Some(view) };
+        let ids: Vec<Sql> = guard::run(self.conn, read, self.deadline, |conn, _| {
+            let mut stmt = prepare(conn, &find)?;
+            let ids = stmt.query_map(rusqlite::params_from_iter(&where_params), |r| r.get::<_, Sql>(0));
+            ids.and_then(|rows| rows.collect()).map_err(StoreError::Sql)
+        })?;
+        if ids.len() > MAX_WRITE_ROWS {
+            return Err(StoreError::TooManyMatches(MAX_WRITE_ROWS));
+        }
+        let sql = format!("{head} WHERE {} = ? AND {} = goop_caller()", quote("_id"), quote("_owner"));
+        guard::run(self.conn, rule(None), self.deadline, |conn, _| {
+            let mut stmt = prepare(conn, &sql)?;
+            let mut changed = 0;
+            for id in ids {
+                values.push(id);
+                changed += stmt.execute(rusqlite::params_from_iter(&values)).map_err(StoreError::Sql)?;
+                values.pop();
+            }
+            Ok(changed)
+        })
+    }
+
+    /// Charges a remote caller's write: the table's writes per minute and the row size.
+    fn charge(&self, target: &Target, values: &[Sql]) -> Result<(), StoreError> {
+        if self.is_owner {
+            return Ok(());
+        }
+        self.store.inner.budgets.write(self.caller, &target.name, target.policy.rate_limit)?;
+        if values.iter().map(value::size).sum::<usize>() > MAX_ROW_BYTES {
+            return Err(StoreError::RowTooLarge(MAX_ROW_BYTES));
+        }
+        Ok(())
+    }
+
+    /// A write transaction, taken at once (waiting for the write lock until the deadline), so
+    /// the quota checked is the quota committed. Rolled back unless committed.
+    fn begin(&self) -> Result<Transaction<'_>, StoreError> {
+        self.conn.busy_timeout(self.deadline.saturating_duration_since(Instant::now()))?;
+        Ok(Transaction::new_unchecked(self.conn, TransactionBehavior::Immediate)?)
+    }
+
+    /// The caller's rows in the table and the bytes of their non-system columns, counting at
+    /// most one row past the row quota (the index on `_owner` keeps this to their rows).
+    fn usage(&self, target: &Target) -> Result<(u64, u64), StoreError> {
+        let sizes: Vec<String> = target
+            .columns
+            .iter()
+            .filter(|c| !SYSTEM_COLUMNS.iter().any(|s| s.eq_ignore_ascii_case(&c.name)))
+            .map(|c| format!("coalesce(octet_length({}), 0)", quote(&c.name)))
+            .collect();
+        let size = if sizes.is_empty() { "0".to_string() } else { sizes.join(" + ") };
+        let limit = match target.policy.quota_rows {
+            0 => -1,
+            n => i64::from(n) + 1,
+        };
+        let sql = format!(
+            "SELECT count(*), coalesce(sum(size), 0) FROM (SELECT {size} AS size FROM main.{} WHERE {} = ? LIMIT ?)",
+            quote(&target.name),
+            quote("_owner")
+        );
+        let (rows, bytes): (i64, i64) = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params![self.caller, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok((rows.max(0) as u64, bytes.max(0) as u64))
+    }
+
     /// The WHERE clause and its parameters: the caller's fragment (in parentheses, on its own
-    /// lines) and, for `own` access, `AND _owner = caller`.
-    fn filter(&self, target: &Target, filter: Option<&Filter>) -> Result<(String, Vec<Sql>), StoreError> {
+    /// lines) and, with `own_rows`, `AND _owner = caller`.
+    fn filter(&self, filter: Option<&Filter>, own_rows: bool) -> Result<(String, Vec<Sql>), StoreError> {
         let mut params = Vec::new();
         let mut sql = match filter {
             Some(f) => {
@@ -267,7 +419,7 @@ impl Ctx<'_> {
             }
             None => "1".to_string(),
         };
-        if target.own_rows {
+        if own_rows {
             sql += &format!(" AND {} = ?", quote("_owner"));
             params.push(Sql::Text(self.caller.to_string()));
         }

@@ -43,6 +43,25 @@ pub enum StoreError {
     Busy,
     #[error("{}", sql_message(.0))]
     Sql(rusqlite::Error),
+    /// `schema.sql` did something it may not, or ran too long.
+    #[error("{path}: statement {:?} stopped: {why}", beginning(statement))]
+    SchemaStopped { path: PathBuf, statement: String, why: String },
+    #[error("rate limited: at most {per_minute} writes per minute to {table}")]
+    RateLimited { per_minute: u32, table: String },
+    #[error("rate limited: too many distinct writers, try again later")]
+    TooManyWriters,
+    #[error("busy: at most {0} queries of yours at once")]
+    PeerBusy(usize),
+    #[error("row too large: at most {} of data per write", bytes(*.0 as u64))]
+    RowTooLarge(usize),
+    #[error("quota: at most {max} rows of yours in {table}")]
+    QuotaRows { max: u32, table: String },
+    #[error("quota: at most {} of yours in {table}", bytes(*.max))]
+    QuotaBytes { max: u64, table: String },
+    #[error("quota: an update may write at most {} in all ({rows} rows matched)", bytes(*.max))]
+    UpdateTooLarge { max: u64, rows: usize },
+    #[error("where matches more than {0} rows; narrow it")]
+    TooManyMatches(usize),
 }
 
 /// The first line of a statement, enough to find it in the file.
@@ -52,6 +71,16 @@ fn beginning(statement: &str) -> String {
         format!("{}…", line.chars().take(80).collect::<String>())
     } else {
         line.to_string()
+    }
+}
+
+/// `n` bytes in words: "1 MB", "64 KB", "1500 bytes".
+fn bytes(n: u64) -> String {
+    const KB: u64 = 1024;
+    match n {
+        n if n >= KB * KB && n % (KB * KB) == 0 => format!("{} MB", n / (KB * KB)),
+        n if n >= KB && n % KB == 0 => format!("{} KB", n / KB),
+        n => format!("{n} bytes"),
     }
 }
 

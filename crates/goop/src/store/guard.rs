@@ -18,9 +18,13 @@ use super::schema::is_internal;
 #[derive(Debug, Clone)]
 pub enum Rule {
     /// A data-protocol statement: read the columns of `table` and call SQL functions; write
-    /// only `table`, only as `write` says. No other table, no recursion. (Subqueries are kept
-    /// out of `where` before this: the authorizer does not report them.)
-    Table { table: String, write: Option<Write> },
+    /// only `table`, only as `write` says. No other table, no recursion, no function that
+    /// tells what the connection did before. With `through`, `table` may be read only by
+    /// that temp view of the caller's rows ([`super::own`]), and the view itself is readable.
+    Table { table: String, write: Option<Write>, through: Option<String> },
+    /// The owner's `schema.sql`: anything on this database, nothing that names a file
+    /// (ATTACH, DETACH, the directory pragmas).
+    Schema,
     /// `goop.db.query` / `scalar`: read user tables, call SQL functions, recurse.
     ScriptRead,
     /// `goop.db.exec`: like `ScriptRead`, plus insert, update and delete rows of user tables.
@@ -37,6 +41,11 @@ pub enum Write {
 
 /// SQL functions no caller may use, whatever the rule.
 const DENIED_FUNCTIONS: [&str; 2] = ["load_extension", "fts3_tokenizer"];
+/// SQL functions that tell what a pooled connection did for someone else (the last row id
+/// inserted, rows changed): not for remote callers.
+const CONNECTION_STATE_FUNCTIONS: [&str; 3] = ["last_insert_rowid", "changes", "total_changes"];
+/// Pragmas that point SQLite at other directories.
+const FILE_PRAGMAS: [&str; 2] = ["temp_store_directory", "data_store_directory"];
 
 /// The busy timeout a connection keeps outside guarded work.
 const IDLE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -113,22 +122,43 @@ impl Drop for Hooks<'_> {
 
 /// `Ok` if `rule` lets the statement do this, else what was refused, in words.
 fn judge(rule: &Rule, ctx: &AuthContext<'_>) -> Result<(), String> {
-    // Only the main database: `temp` objects and attached files are out of reach.
+    if let Rule::Schema = rule {
+        return schema_rule(ctx);
+    }
+    // Only the main database (and a caller's own-rows view in temp): other `temp` objects
+    // and attached files are out of reach.
     if let Some(db) = ctx.database_name {
-        if db != "main" {
+        let own_view = match (rule, ctx.action) {
+            (Rule::Table { through: Some(view), .. }, AuthAction::Read { table_name, .. }) => {
+                db == "temp" && table_name.eq_ignore_ascii_case(view)
+            }
+            _ => false,
+        };
+        if db != "main" && !own_view {
             return Err(format!("database {db} (only main)"));
+        }
+        if own_view {
+            return Ok(());
         }
     }
     match (rule, ctx.action) {
         (_, AuthAction::Select) => Ok(()),
         (_, AuthAction::Function { function_name }) => {
-            if DENIED_FUNCTIONS.iter().any(|f| f.eq_ignore_ascii_case(function_name)) {
+            let named = |list: &[&str]| list.iter().any(|f| f.eq_ignore_ascii_case(function_name));
+            if named(&DENIED_FUNCTIONS) || (matches!(rule, Rule::Table { .. }) && named(&CONNECTION_STATE_FUNCTIONS)) {
                 Err(format!("function {function_name}"))
             } else {
                 Ok(())
             }
         }
-        (Rule::Table { table, write }, action) => table_rule(table, *write, action),
+        (Rule::Table { table, through: Some(view), .. }, AuthAction::Read { table_name, .. })
+            if table_name.eq_ignore_ascii_case(table)
+                && !ctx.accessor.is_some_and(|a| a.eq_ignore_ascii_case(view)) =>
+        {
+            // Any read of the table the view does not make would see other callers' rows.
+            Err(format!("reading table {table_name} (only your own rows)"))
+        }
+        (Rule::Table { table, write, .. }, action) => table_rule(table, *write, action),
         (Rule::ScriptRead, AuthAction::Read { table_name, .. }) => user_table(table_name, "reading"),
         (Rule::ScriptRead | Rule::ScriptWrite, AuthAction::Recursive) => Ok(()),
         (Rule::ScriptWrite, AuthAction::Read { table_name, .. }) => user_table(table_name, "reading"),
@@ -136,6 +166,19 @@ fn judge(rule: &Rule, ctx: &AuthContext<'_>) -> Result<(), String> {
         (Rule::ScriptWrite, AuthAction::Update { table_name, .. }) => user_table(table_name, "updating"),
         (Rule::ScriptWrite, AuthAction::Delete { table_name }) => user_table(table_name, "deleting from"),
         (_, action) => Err(describe(action)),
+    }
+}
+
+/// `schema.sql` may do anything to this database, and nothing that names another file.
+fn schema_rule(ctx: &AuthContext<'_>) -> Result<(), String> {
+    match ctx.action {
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => {
+            Err(format!("{} (schema.sql may change only this peer's database)", describe(ctx.action)))
+        }
+        AuthAction::Pragma { pragma_name, .. } if FILE_PRAGMAS.iter().any(|p| p.eq_ignore_ascii_case(pragma_name)) => {
+            Err(format!("PRAGMA {pragma_name} (schema.sql may change only this peer's database)"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -206,7 +249,7 @@ mod tests {
     }
 
     fn read_notes() -> Rule {
-        Rule::Table { table: "notes".into(), write: None }
+        Rule::Table { table: "notes".into(), write: None, through: None }
     }
 
     #[test]
@@ -220,6 +263,7 @@ mod tests {
             ("SELECT text FROM notes WHERE _id IN (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c)", "recursive queries"),
             ("DELETE FROM notes", "deleting from table notes"),
             ("SELECT load_extension('x')", "function load_extension"),
+            ("SELECT text FROM notes WHERE last_insert_rowid() > 1", "function last_insert_rowid"),
         ];
         for (sql, expected) in denied {
             assert_eq!(check(read_notes(), sql), Err(format!("not allowed: {expected}")), "{sql}");
@@ -228,10 +272,33 @@ mod tests {
 
     #[test]
     fn table_rule_writes_only_as_told() {
-        let update = Rule::Table { table: "notes".into(), write: Some(Write::Update) };
+        let update = Rule::Table { table: "notes".into(), write: Some(Write::Update), through: None };
         assert_eq!(check(update.clone(), "UPDATE notes SET text = 'x' WHERE _owner = 'me'"), Ok(()));
         assert!(check(update.clone(), "DELETE FROM notes").is_err());
         assert!(check(update, "UPDATE other SET a = 1").is_err());
+    }
+
+    /// SQLite names the view as the accessor of the reads it makes, so only those pass.
+    #[test]
+    fn own_rule_reads_only_through_the_view() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE notes (_id INTEGER PRIMARY KEY, _owner TEXT, text TEXT)").unwrap();
+        super::super::own::register(&conn).unwrap();
+        let columns = ["\"_id\"".to_string(), "\"_owner\"".into(), "\"text\"".into()];
+        let view = super::super::own::view(&conn, "notes", &columns).unwrap();
+        let rule = Rule::Table { table: "notes".into(), write: None, through: Some(view) };
+        let prepare = |frag: &str| {
+            let sql = format!("SELECT text FROM temp.\"_goop_own_notes\" AS notes WHERE ({frag})");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            run(&conn, rule.clone(), deadline, |conn, _| conn.prepare(&sql).map(|_| ()).map_err(StoreError::Sql))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(prepare("text = 'a' AND notes._id > 0"), Ok(()));
+        let own_rows_only = Err("not allowed: reading table notes (only your own rows)".to_string());
+        assert_eq!(prepare("(1, 'x', 'y') IN notes"), own_rows_only);
+        assert_eq!(prepare("(1, 'x', 'y') IN main.notes"), own_rows_only);
+        assert_eq!(prepare("(SELECT count(*) FROM notes) > 0"), own_rows_only);
+        assert_eq!(prepare("(1, 'x', 'y') IN temp._goop_own_notes"), Ok(()));
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //!
 //! Three ways in, all blocking (call them off the async runtime's workers):
 //! - [`Store::data_request`]: the data protocol's `tables`/`describe`/`query`/`insert`/
-//!   `update`/`delete` for a caller peer ID ([`data`]);
+//!   `update`/`delete` for a caller peer ID ([`data`]), `own` rows through [`own`]'s views,
+//!   a remote caller's spending through [`budget`];
 //! - [`DbModule`]: `goop.db` for data functions ([`db`], [`script`]);
-//! - [`Store::save_message`] / [`Store::inbox`]: chat messages that are not commands.
+//! - [`Store::save_message`] / [`Store::inbox`]: chat messages that are not commands, at most
+//!   [`MAX_PER_SENDER`] per sender.
 //!
 //! User tables carry the system columns `_id INTEGER PRIMARY KEY AUTOINCREMENT`, `_owner`,
 //! `_created_at` and `_updated_at`, declared by the site's schema (as in the spec's). The data
@@ -19,10 +21,12 @@
 //! and `goop.db` statement: when either changed — an installed template, the owner's edit —
 //! the schema is re-applied and the policies re-read, without a restart.
 
+pub mod budget;
 pub mod data;
 pub mod db;
 mod error;
 pub mod guard;
+pub mod own;
 pub mod policy;
 mod pool;
 pub mod request;
@@ -39,12 +43,16 @@ pub use error::StoreError;
 pub use policy::{Access, Policies, TablePolicy};
 pub use script::{Rows, Want};
 
+use budget::Budgets;
 use pool::Pool;
 
 /// The database file in a peer folder.
 pub const DB_FILE: &str = "data.db";
 /// Messages kept in the inbox; older ones are dropped as new ones arrive.
 pub const MAX_INBOX: i64 = 10_000;
+/// Messages kept per sender: past it, that sender's oldest go first, so a flood from one
+/// peer never pushes out another's.
+pub const MAX_PER_SENDER: i64 = 200;
 /// Time an inbox operation may wait for a connection and the write lock.
 const INBOX_TIME: Duration = Duration::from_secs(5);
 
@@ -70,6 +78,8 @@ pub struct Store {
 #[derive(Debug)]
 struct Inner {
     pool: Pool,
+    /// What remote peers may still spend on table operations.
+    budgets: Budgets,
     /// The peer's own ID: the one caller no policy restricts.
     owner: String,
     policies: RwLock<Arc<Policies>>,
@@ -110,7 +120,15 @@ impl Store {
         }
         let pool = Pool::open(&path)?;
         let policies = RwLock::new(Arc::new(policies));
-        let inner = Inner { pool, owner: owner_id.to_string(), policies, path, site, seen: Mutex::new(seen) };
+        let inner = Inner {
+            pool,
+            budgets: Budgets::default(),
+            owner: owner_id.to_string(),
+            policies,
+            path,
+            site,
+            seen: Mutex::new(seen),
+        };
         Ok(Store { inner: Arc::new(inner) })
     }
 
@@ -154,17 +172,28 @@ impl Store {
         self.inner.policies.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Keeps a direct message that was not a command. The inbox keeps the last [`MAX_INBOX`].
+    /// Keeps a direct message that was not a command. The inbox keeps the last
+    /// [`MAX_PER_SENDER`] of each sender and the last [`MAX_INBOX`] in all.
     pub fn save_message(&self, from: &str, label: &str, content: &str) -> Result<(), StoreError> {
         let conn = self.inner.pool.get(Instant::now() + INBOX_TIME)?;
         conn.busy_timeout(INBOX_TIME)?;
-        let mut insert = conn.prepare_cached(
+        let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
             "INSERT INTO _goop_inbox (from_peer, from_label, content, received_at) \
              VALUES (?, ?, ?, strftime('%Y-%m-%d %H:%M:%S', 'now'))",
-        )?;
-        insert.execute([from, label, content])?;
-        let id = conn.last_insert_rowid();
-        conn.prepare_cached("DELETE FROM _goop_inbox WHERE id <= ?")?.execute([id - MAX_INBOX])?;
+        )?
+        .execute([from, label, content])?;
+        // Both through indexes: (from_peer, id) and id.
+        tx.prepare_cached(
+            "DELETE FROM _goop_inbox WHERE from_peer = ?1 AND id <= \
+             (SELECT id FROM _goop_inbox WHERE from_peer = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )?
+        .execute(rusqlite::params![from, MAX_PER_SENDER])?;
+        tx.prepare_cached(
+            "DELETE FROM _goop_inbox WHERE id <= (SELECT id FROM _goop_inbox ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        )?
+        .execute([MAX_INBOX])?;
+        tx.commit()?;
         Ok(())
     }
 

@@ -13,6 +13,14 @@
 //!
 //! Defaults, for tables or fields not named: read `open`, insert/update/delete `own`. The
 //! peer's owner is never restricted. A missing file means all defaults.
+//!
+//! Budgets, per remote peer and table (the owner has none), beside the four rules:
+//! - `rate_limit`: writes (insert, update, delete) per minute, default 60;
+//! - `quota_rows`, `quota_bytes`: rows, and bytes of their non-system columns, that one peer's
+//!   rows (`_owner`) may hold, defaults 1000 and 1048576 (1 MB); one update also writes at
+//!   most `quota_bytes` in all (rows matched × bytes set), whoever's rows they are.
+//!
+//! 0 means no limit. `{"scores": {"insert": "own", "rate_limit": 10, "quota_rows": 50}}`
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -45,7 +53,14 @@ impl Access {
     }
 }
 
-/// The four rules of one table.
+/// Writes per minute per remote peer and table, unless `rate_limit` says otherwise.
+pub const DEFAULT_RATE_LIMIT: u32 = 60;
+/// Rows one remote peer may own in a table, unless `quota_rows` says otherwise.
+pub const DEFAULT_QUOTA_ROWS: u32 = 1000;
+/// Bytes one remote peer's rows may hold in a table, unless `quota_bytes` says otherwise.
+pub const DEFAULT_QUOTA_BYTES: u64 = 1024 * 1024;
+
+/// The four rules of one table and its per-peer budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TablePolicy {
@@ -53,11 +68,25 @@ pub struct TablePolicy {
     pub insert: Access,
     pub update: Access,
     pub delete: Access,
+    /// Writes per minute per remote peer; 0: no limit.
+    pub rate_limit: u32,
+    /// Rows per remote peer; 0: no limit.
+    pub quota_rows: u32,
+    /// Bytes of a remote peer's rows; 0: no limit.
+    pub quota_bytes: u64,
 }
 
 impl Default for TablePolicy {
     fn default() -> Self {
-        TablePolicy { read: Access::Open, insert: Access::Own, update: Access::Own, delete: Access::Own }
+        TablePolicy {
+            read: Access::Open,
+            insert: Access::Own,
+            update: Access::Own,
+            delete: Access::Own,
+            rate_limit: DEFAULT_RATE_LIMIT,
+            quota_rows: DEFAULT_QUOTA_ROWS,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+        }
     }
 }
 
@@ -171,6 +200,9 @@ mod tests {
         assert_eq!(p.decide("games", Op::Update, false), Decision::OwnRows);
         assert_eq!(p.decide("games", Op::Insert, true), Decision::All);
         assert_eq!(p.decide("other", Op::Delete, false), Decision::OwnRows);
+        assert_eq!(p.table("games").rate_limit, DEFAULT_RATE_LIMIT);
+        let p = Policies::parse(r#"{"tables":{"s":{"rate_limit":5,"quota_rows":0,"quota_bytes":10}}}"#).unwrap();
+        assert_eq!((p.table("s").rate_limit, p.table("s").quota_rows, p.table("s").quota_bytes), (5, 0, 10));
     }
 
     #[test]
@@ -182,5 +214,7 @@ mod tests {
         let e = Policies::parse(r#"{"table":{}}"#).unwrap_err();
         assert!(e.contains("unknown field `table`"), "{e}");
         assert!(Policies::parse("[").is_err());
+        let e = Policies::parse(r#"{"tables":{"s":{"rate_limit":-1}}}"#).unwrap_err();
+        assert!(e.starts_with("tables.s.rate_limit: invalid value"), "{e}");
     }
 }

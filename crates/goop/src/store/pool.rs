@@ -69,6 +69,7 @@ pub fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES).map_err(open)?;
     // No other database files, whatever a statement says.
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(open)?;
+    super::own::register(&conn).map_err(open)?;
     Ok(conn)
 }
 

@@ -145,9 +145,9 @@ fn filter(sql: Option<String>, args: Option<Vec<Value>>) -> Result<Option<Filter
 
 /// Checks that a `where` fragment is one self-contained expression: quotes closed, parentheses
 /// balanced, no comment or `;` that could cut goop's statement short (otherwise `1) OR (1`
-/// would escape the `AND _owner = ?` that follows), and no subquery (SQLite's authorizer does
-/// not report one, and with `own` access a subquery over the same table would be an oracle on
-/// other callers' rows). Which columns it may read is the authorizer's business.
+/// would escape the `AND _owner = ?` that follows), and no subquery: a `where` filters one row.
+/// Which tables and rows it may read is the authorizer's business ([`super::own`] for `own`),
+/// not this check's.
 fn contained(sql: &str) -> Result<(), &'static str> {
     let mut depth = 0usize;
     let mut word = String::new();

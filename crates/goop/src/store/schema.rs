@@ -15,18 +15,30 @@
 //!    applied (one transaction).
 //!
 //! So `schema.sql` is additive: to change an existing table, append an `ALTER TABLE`.
+//!
+//! Both runs (scratch and real) are guarded ([`Rule::Schema`]): nothing that names another file
+//! (ATTACH, DETACH, the directory pragmas; `VACUUM INTO` meets the zero-attached-databases
+//! limit) is even prepared, and each statement stops after [`STATEMENT_TIME`], naming itself.
+//!
+//! Afterwards every user table with an `_owner` column gets an index on it
+//! (`_goop_owner_<table>`): own-rows reads and per-peer quotas look up a caller's rows by it.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::limits::Limit;
 use rusqlite::{Batch, Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::StoreError;
+use super::guard::{self, Rule};
 
 /// Largest `schema.sql` accepted.
 pub const MAX_SCHEMA_BYTES: u64 = 1024 * 1024;
 /// Longest table or column name the data protocol accepts.
 pub const MAX_NAME_LEN: usize = 64;
+/// Time one `schema.sql` statement may run.
+pub const STATEMENT_TIME: Duration = Duration::from_secs(10);
 /// Columns the system stamps on every user table.
 pub const SYSTEM_COLUMNS: [&str; 4] = ["_id", "_owner", "_created_at", "_updated_at"];
 
@@ -41,7 +53,8 @@ CREATE TABLE IF NOT EXISTS _goop_inbox (
     from_label  TEXT NOT NULL,
     content     TEXT NOT NULL,
     received_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
-);";
+);
+CREATE INDEX IF NOT EXISTS _goop_inbox_sender ON _goop_inbox (from_peer, id);";
 
 /// Tables no caller may name: goop's own, SQLite's, and SQLite's pragma table functions
 /// (`pragma_table_info`, `pragma_database_list`...), which describe the database.
@@ -69,8 +82,7 @@ pub fn setup(conn: &mut Connection, schema: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => return Err(StoreError::Read { path: schema.into(), source }),
     };
-    let statements =
-        split(&text).map_err(|(statement, source)| StoreError::Schema { path: schema.into(), statement, source })?;
+    let statements = split(&text, schema)?;
     // IMMEDIATE: two processes starting on one folder apply it one after the other.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for statement in statements {
@@ -79,33 +91,76 @@ pub fn setup(conn: &mut Connection, schema: &Path) -> Result<(), StoreError> {
         if done.is_some() {
             continue;
         }
-        if let Err(source) = tx.prepare(&statement).and_then(|mut s| step_through(&mut s)) {
-            if !source.to_string().contains("already exists") {
-                return Err(StoreError::Schema { path: schema.into(), statement, source });
+        let ran = guarded(&tx, &statement, schema, |conn| {
+            conn.prepare(&statement).and_then(|mut s| step_through(&mut s)).map_err(StoreError::Sql)
+        });
+        match ran {
+            Err(StoreError::Schema { source, .. }) if source.to_string().contains("already exists") => {
+                tracing::warn!("{}: skipped, object already exists: {statement}", schema.display());
             }
-            tracing::warn!("{}: skipped, object already exists: {statement}", schema.display());
+            other => other?,
         }
         tx.execute("INSERT INTO _goop_schema (statement) VALUES (?)", [&statement])?;
     }
+    index_owners(&tx)?;
     tx.commit()?;
     Ok(())
 }
 
-/// The statements of `sql` as SQLite splits them, trimmed, without comments above them. Runs them on a scratch
-/// in-memory database, so later statements can refer to earlier ones.
-fn split(sql: &str) -> Result<Vec<String>, (String, rusqlite::Error)> {
-    let scratch = Connection::open_in_memory().map_err(|e| (String::new(), e))?;
+/// Runs `work` for `statement` of `schema` under [`Rule::Schema`] and [`STATEMENT_TIME`];
+/// every error names the statement.
+fn guarded(
+    conn: &Connection,
+    statement: &str,
+    schema: &Path,
+    work: impl FnOnce(&Connection) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let stopped = |why: String| StoreError::SchemaStopped { path: schema.into(), statement: statement.into(), why };
+    // The guard sets its own busy timeout from the deadline; the statement waits no longer.
+    match guard::run(conn, Rule::Schema, Instant::now() + STATEMENT_TIME, |conn, _| work(conn)) {
+        Ok(()) => Ok(()),
+        Err(StoreError::Timeout) => Err(stopped(format!("ran past {} s", STATEMENT_TIME.as_secs()))),
+        Err(StoreError::Denied(what)) => Err(stopped(format!("not allowed: {what}"))),
+        Err(StoreError::Sql(source)) => {
+            Err(StoreError::Schema { path: schema.into(), statement: statement.into(), source })
+        }
+        Err(other) => Err(stopped(other.to_string())),
+    }
+}
+
+/// An index on `_owner` for every user table that has one (virtual tables cannot have one).
+fn index_owners(conn: &Connection) -> Result<(), StoreError> {
+    let mut virtual_tables =
+        conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")?;
+    let virtual_tables = virtual_tables.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    for name in user_tables(conn)?.into_iter().filter(|t| !virtual_tables.contains(t)) {
+        let Some((name, columns)) = table(conn, &name)? else { continue };
+        if columns.iter().any(|c| c.name.eq_ignore_ascii_case("_owner")) {
+            conn.execute(&format!("CREATE INDEX IF NOT EXISTS \"_goop_owner_{name}\" ON \"{name}\" (\"_owner\")"), [])?;
+        }
+    }
+    Ok(())
+}
+
+/// The statements of `sql` as SQLite splits them, trimmed, without comments above them. Runs
+/// them (guarded) on a scratch in-memory database, so later statements can refer to earlier ones.
+fn split(sql: &str, schema: &Path) -> Result<Vec<String>, StoreError> {
+    let scratch = Connection::open_in_memory()?;
+    scratch.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
     let mut batch = Batch::new(&scratch, sql);
     let mut out = Vec::new();
     loop {
-        let mut stmt = match batch.next() {
-            Ok(Some(stmt)) => stmt,
-            Ok(None) => return Ok(out),
-            Err(e) => return Err((after(&out), e)),
-        };
+        // Preparing runs the authorizer, so it is guarded too.
+        let mut next = None;
+        let place = after(sql, &out);
+        guarded(&scratch, &place, schema, |_| {
+            next = batch.next().map_err(StoreError::Sql)?;
+            Ok(())
+        })?;
+        let Some(mut stmt) = next else { return Ok(out) };
         let text = stmt.expanded_sql().unwrap_or_default();
         let text = without_leading_comments(&text).trim_end_matches(';').trim_end().to_string();
-        step_through(&mut stmt).map_err(|e| (text.clone(), e))?;
+        guarded(&scratch, &text, schema, |_| step_through(&mut stmt).map_err(StoreError::Sql))?;
         out.push(text);
     }
 }
@@ -132,11 +187,19 @@ pub fn step_through(stmt: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> 
     Ok(())
 }
 
-/// Names the place of a statement SQLite could not even parse.
-fn after(done: &[String]) -> String {
-    match done.last() {
-        Some(last) => format!("(the one after {last:?})"),
-        None => "(the first)".into(),
+/// The text of the statement after the `done` ones, for an error at its preparation (SQLite
+/// could not parse it, or the authorizer refused it): what follows the last one done, or a
+/// description of its place if that cannot be found.
+fn after(sql: &str, done: &[String]) -> String {
+    let mut rest = Some(sql);
+    for text in done {
+        rest = rest.and_then(|r| r.find(text.as_str()).map(|at| &r[at + text.len()..]));
+    }
+    let next = rest.map(|r| without_leading_comments(r.trim_start().trim_start_matches(';')).trim());
+    match (next, done.last()) {
+        (Some(next), _) if !next.is_empty() => next.to_string(),
+        (_, Some(last)) => format!("(the one after {last:?})"),
+        (_, None) => "(the first)".into(),
     }
 }
 
@@ -181,7 +244,7 @@ mod tests {
     fn statements_are_split_by_sqlite() {
         let sql = "-- games\nCREATE TABLE a (x TEXT DEFAULT ';');\n/* seed */ INSERT INTO a VALUES ('--');\n\
                    CREATE TRIGGER t AFTER INSERT ON a BEGIN DELETE FROM a WHERE 0; END;\n-- trailing";
-        let split = split(sql).map_err(|(s, e)| format!("{s}: {e}"));
+        let split = split(sql, Path::new("schema.sql")).map_err(|e| e.to_string());
         assert_eq!(
             split,
             Ok(vec![

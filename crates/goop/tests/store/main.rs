@@ -2,8 +2,12 @@
 //! access policies from a visitor's side, hostile requests, and the walls of `goop.db`.
 //! Helpers and fixtures here; the tests by topic in the modules below.
 
+mod budgets;
 mod db;
+mod floods;
+mod own;
 mod policies;
+mod props;
 mod schema;
 
 use std::path::Path;

@@ -112,3 +112,18 @@ fn inbox_keeps_messages_in_order() {
     assert_eq!((m.from_peer.as_str(), m.from_label.as_str()), (VISITOR, "Ann"));
     assert_eq!(m.received_at.len(), "2026-01-01 00:00:00".len());
 }
+
+#[test]
+fn owner_index_for_tables_not_virtual_ones() {
+    let dir = peer_dir();
+    let schema = dir.path().join("site/schema.sql");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    std::fs::write(&schema, format!("{text}\nCREATE VIRTUAL TABLE docs USING fts5(_owner, body);\n")).unwrap();
+    let store = Store::open(dir.path(), HOST).unwrap();
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let mut indexes = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE name LIKE '\\_goop\\_owner\\_%' ESCAPE '\\' ORDER BY name")
+        .unwrap();
+    let names: Vec<String> = indexes.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(names, ["_goop_owner_diary", "_goop_owner_games", "_goop_owner_notes", "_goop_owner_secrets"]);
+}
