@@ -1,0 +1,157 @@
+//! Remote peers attack a `goop run` child process at the transport: unread site answers,
+//! too many connections, too many requests at once. Each test states the bound it checks.
+
+mod common;
+mod transport {
+    pub mod hostile;
+}
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use libp2p::{Multiaddr, StreamProtocol};
+use transport::hostile::{Client, Reading, Seen};
+
+const SITE: StreamProtocol = StreamProtocol::new("/goop/site/1.0.0");
+const DATA: StreamProtocol = StreamProtocol::new("/goop/data/1.0.0");
+const MIB: u64 = 1024;
+
+fn site_request(path: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "path": path })).unwrap()
+}
+
+fn busy(seen: &Seen, text: &str) -> usize {
+    seen.answers.iter().filter(|a| a.contains(text)).count()
+}
+
+async fn connected(addr: &Multiaddr, protocol: StreamProtocol, reading: Reading) -> Client {
+    let client = Client::new(addr.clone(), protocol, reading);
+    client.connect(1);
+    let seen = client.wait_for(Duration::from_secs(20), |s| s.open == 1).await;
+    assert_eq!(seen.open, 1, "the client connects");
+    client
+}
+
+/// One peer with no rights opening many site streams for a 4 MB file and never reading them
+/// made the host hold every answer whole. Now the bytes of answers in flight are a budget:
+/// 64 MB in all, 16 MB per peer, reserved before a file is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_site_answers_stay_within_the_answer_memory_budget() {
+    const IDENTITIES: usize = 6;
+    const STREAMS: usize = 48;
+    let dir = folder("Host");
+    std::fs::write(dir.path().join("site/big.bin"), vec![7u8; 4 << 20]).unwrap();
+    let host = run(dir.path());
+    let addr: Multiaddr = host.addr.parse().unwrap();
+    let pid = host.child.id();
+
+    let probe = connected(&addr, SITE, Reading::All).await;
+    probe.send(vec![site_request("/big.bin")]);
+    let seen = probe.wait_for(Duration::from_secs(20), |s| s.answers.len() == 1).await;
+    assert!(seen.answers[0].starts_with(r#"{"ok":true"#), "{:.80}", seen.answers[0]);
+    let baseline = peak_memory_kib(pid);
+
+    let mut flood = Vec::new();
+    for _ in 0..IDENTITIES {
+        flood.push(connected(&addr, SITE, Reading::HeaderThenHold).await);
+    }
+    for client in &flood {
+        client.send(vec![site_request("/big.bin"); STREAMS]);
+    }
+    let mut totals = Seen::default();
+    let mut most_by_one = 0;
+    for client in &flood {
+        let seen =
+            client.wait_for(Duration::from_secs(30), |s| s.accepted + s.answers.len() + s.failed == STREAMS).await;
+        assert_eq!(seen.accepted + seen.answers.len() + seen.failed, STREAMS, "every request settles: {seen:?}");
+        most_by_one = most_by_one.max(seen.accepted);
+        totals.accepted += seen.accepted;
+        totals.failed += seen.failed;
+        totals.answers.extend(seen.answers);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let peak = peak_memory_kib(pid);
+    let refused = busy(&totals, "busy:");
+    eprintln!(
+        "site flood: {IDENTITIES}×{STREAMS} requests for 4 MB; {} accepted unread, {refused} refused busy, {} dropped; \
+         VmHWM {} MiB → {} MiB (+{} MiB)",
+        totals.accepted,
+        totals.failed,
+        baseline / MIB,
+        peak / MIB,
+        (peak - baseline) / MIB
+    );
+
+    // Others still get a short, clear answer at once: a big file is refused, a small one served.
+    probe.send(vec![site_request("/big.bin"), site_request("/index.html")]);
+    let seen = probe.wait_for(Duration::from_secs(10), |s| s.answers.len() == 3).await;
+    assert_eq!(seen.answers.len(), 3, "{seen:?}");
+    assert!(seen.answers.iter().any(|a| a.contains("busy:")), "{:?}", seen.answers);
+    assert!(seen.answers.iter().any(|a| a.contains("<h1>")), "the small page is served");
+
+    assert!(most_by_one <= 4, "one peer holds at most 16 MB of answers: {most_by_one} accepted");
+    assert!(totals.accepted <= 16, "64 MB in all holds at most 16 answers of 4 MB: {}", totals.accepted);
+    assert!(refused >= IDENTITIES * STREAMS - 16 - totals.failed, "the rest are refused as busy");
+    // The budget (64 MB) plus what serving costs besides: buffers, threads, allocator slack.
+    assert!(peak - baseline < 128 * MIB, "peak grew by {} MiB", (peak - baseline) / MIB);
+    drop(flood);
+
+    // Nothing stays reserved once the flood's connections are gone: the big file is served again.
+    let again = connected(&addr, SITE, Reading::All).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    again.send(vec![site_request("/big.bin")]);
+    let seen = again.wait_for(Duration::from_secs(20), |s| s.answers.len() == 1).await;
+    assert!(seen.answers[0].starts_with(r#"{"ok":true"#), "{:.80}", seen.answers[0]);
+}
+
+/// One identity may hold 4 connections (`p2p.max_connections_per_peer`); the rest are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_per_peer_limit_are_refused() {
+    const TRIED: usize = 10;
+    let dir = folder("Host");
+    let host = run(dir.path());
+    let addr: Multiaddr = host.addr.parse().unwrap();
+    let client = Client::new(addr, SITE, Reading::All);
+    client.connect(TRIED as u32);
+    client.wait_for(Duration::from_secs(20), |s| s.established + s.dial_errors == TRIED).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = client.seen();
+    eprintln!("connections: {TRIED} dialed from one identity, {} open", seen.open);
+    assert_eq!(seen.open, 4, "{seen:?}");
+
+    client.send(vec![site_request("/index.html"); 4]);
+    let seen = client.wait_for(Duration::from_secs(20), |s| s.answers.len() == 4).await;
+    assert!(seen.answers.iter().all(|a| a.contains("<h1>")), "the connections kept serve: {seen:?}");
+}
+
+/// A data function that waits on a silent HTTP server keeps its request in progress. One peer
+/// gets 16 requests in progress (`p2p.max_requests_per_peer`); the rest are refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_per_peer_cap_are_refused_at_once() {
+    const SENT: usize = 40;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().collect();
+        drop(held);
+    });
+    let dir = folder("Host");
+    configure(dir.path(), r#""timeout_seconds": 15, "http_allow_loopback": true, "rate_limit_per_peer": 0"#, "");
+    std::fs::write(
+        dir.path().join("site/lua/functions/hang.lua"),
+        "function call(req) local _, err = goop.http.get(req.params.url) return err end",
+    )
+    .unwrap();
+    let host = run(dir.path());
+    let addr: Multiaddr = host.addr.parse().unwrap();
+    let client = connected(&addr, DATA, Reading::All).await;
+    let call = serde_json::json!({ "op": "lua-call", "function": "hang", "params": { "url": url } });
+    let start = Instant::now();
+    client.send(vec![serde_json::to_vec(&call).unwrap(); SENT]);
+    let seen = client.wait_for(Duration::from_secs(10), |s| s.answers.len() >= SENT - 16).await;
+    let elapsed = start.elapsed();
+    let refused = busy(&seen, "busy: too many requests from you in progress");
+    eprintln!("requests: {SENT} at once, {refused} refused busy after {elapsed:?}; answers {:?}", seen.answers.first());
+    assert_eq!(refused, SENT - 16, "{:?}", seen.answers);
+    assert!(elapsed < Duration::from_secs(5), "refused at once, not after a wait: {elapsed:?}");
+}
