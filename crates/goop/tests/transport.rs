@@ -72,6 +72,8 @@ async fn unread_site_answers_stay_within_the_answer_memory_budget() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let peak = peak_memory_kib(pid);
     let refused = busy(&totals, "busy:");
+    let others: Vec<_> = totals.answers.iter().filter(|a| !a.contains("busy:")).collect();
+    assert!(others.is_empty(), "{others:?}");
     eprintln!(
         "site flood: {IDENTITIES}×{STREAMS} requests for 4 MB; {} accepted unread, {refused} refused busy, {} dropped; \
          VmHWM {} MiB → {} MiB (+{} MiB)",
@@ -83,17 +85,20 @@ async fn unread_site_answers_stay_within_the_answer_memory_budget() {
     );
 
     // Others still get a short, clear answer at once: a big file is refused, a small one served.
+    let start = Instant::now();
     probe.send(vec![site_request("/big.bin"), site_request("/index.html")]);
     let seen = probe.wait_for(Duration::from_secs(10), |s| s.answers.len() == 3).await;
     assert_eq!(seen.answers.len(), 3, "{seen:?}");
+    assert!(start.elapsed() < Duration::from_secs(2), "answered at once: {:?}", start.elapsed());
     assert!(seen.answers.iter().any(|a| a.contains("busy:")), "{:?}", seen.answers);
     assert!(seen.answers.iter().any(|a| a.contains("<h1>")), "the small page is served");
 
-    assert!(most_by_one <= 4, "one peer holds at most 16 MB of answers: {most_by_one} accepted");
-    assert!(totals.accepted <= 16, "64 MB in all holds at most 16 answers of 4 MB: {}", totals.accepted);
-    assert!(refused >= IDENTITIES * STREAMS - 16 - totals.failed, "the rest are refused as busy");
+    // Each answer is charged its file and a header's room: 4 MB + 1 KB.
+    assert!(most_by_one <= 3, "16 MB per peer holds 3 answers: {most_by_one} accepted");
+    assert!(totals.accepted <= 15, "64 MB in all holds 15 answers: {}", totals.accepted);
+    assert_eq!(refused, IDENTITIES * STREAMS - totals.accepted - totals.failed, "the rest are refused as busy");
     // The budget (64 MB) plus what serving costs besides: buffers, threads, allocator slack.
-    assert!(peak - baseline < 128 * MIB, "peak grew by {} MiB", (peak - baseline) / MIB);
+    assert!(peak - baseline < 96 * MIB, "peak grew by {} MiB", (peak - baseline) / MIB);
     drop(flood);
 
     // Nothing stays reserved once the flood's connections are gone: the big file is served again.
@@ -128,7 +133,8 @@ async fn connections_past_the_per_peer_limit_are_refused() {
 /// gets 16 requests in progress (`p2p.max_requests_per_peer`); the rest are refused at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_per_peer_cap_are_refused_at_once() {
-    const SENT: usize = 40;
+    // Fewer than a connection's 32 streams, so every request reaches the budget.
+    const SENT: usize = 30;
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", silent.local_addr().unwrap());
     std::thread::spawn(move || {

@@ -68,7 +68,11 @@ impl Services {
         serde_json::to_vec(&answer).unwrap_or_default()
     }
 
+    /// The owner's own site request (the viewer); remote peers' go through the budget (`inbound.rs`).
     pub fn site(&self, request: &[u8]) -> Vec<u8> {
-        site::encode(self.site.answer(request))
+        match self.site.find(request) {
+            Ok(found) => found.encode(),
+            Err(reason) => site::encode(site::SiteAnswer::Refused(reason)),
+        }
     }
 }

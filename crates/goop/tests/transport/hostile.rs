@@ -58,6 +58,9 @@ impl request_response::Codec for Codec {
                 while answer.len() < 1024 && io.read(&mut byte).await? == 1 && byte[0] != b'\n' {
                     answer.push(byte[0]);
                 }
+                if answer.is_empty() {
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "stream dropped unanswered"));
+                }
                 if answer.starts_with(br#"{"ok":true"#) {
                     self.accepted.fetch_add(1, Ordering::SeqCst);
                     futures::future::pending::<()>().await;
