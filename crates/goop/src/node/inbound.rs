@@ -27,11 +27,14 @@ pub(super) struct Request {
 
 /// The answer, and for a chat command the reply to send back as a direct message.
 pub(super) fn answer(r: Request) -> (Response, Option<String>) {
+    // A client-only node (the remote CLI) still takes direct messages: replies to its commands.
+    if r.proto == Proto::Chat {
+        return chat(r.services.as_deref(), &r.caller, r.peer, &r.body, &r.incoming);
+    }
     let Some(services) = r.services else {
         return (refusal(r.proto, "this peer serves nothing"), None);
     };
     match r.proto {
-        Proto::Chat => chat(&services, &r.caller, r.peer, &r.body, &r.incoming),
         Proto::Data => {
             let bytes = services.data(&r.caller, &r.body);
             match r.budget.answer(r.peer, bytes.len()) {
@@ -40,12 +43,12 @@ pub(super) fn answer(r: Request) -> (Response, Option<String>) {
             }
         }
         Proto::Site => (site_answer(&services, r.peer, &r.body, &r.budget), None),
-        Proto::Profile => (refusal(r.proto, "unexpected request"), None),
+        Proto::Chat | Proto::Profile => (refusal(r.proto, "unexpected request"), None),
     }
 }
 
 fn chat(
-    services: &Services,
+    services: Option<&Services>,
     caller: &Peer,
     peer: PeerId,
     body: &[u8],
@@ -54,7 +57,7 @@ fn chat(
     match chat::parse(body) {
         Err(e) => (chat::ack(Err(e)).into(), None),
         Ok(message) => {
-            let outcome = services.chat(caller, &message);
+            let outcome = services.map_or(ChatOutcome::Done, |s| s.chat(caller, &message));
             let _ = incoming.send(Incoming { from: peer, label: caller.label.clone(), content: message.content });
             let reply = match outcome {
                 ChatOutcome::Reply(text) => Some(text),

@@ -119,7 +119,12 @@ impl Node {
             .map_err(|e| start(&e))?
             .with_behaviour(|key| Behaviour::new(key, mdns, &limits).map_err(Box::from))
             .map_err(|e| start(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+            .with_swarm_config(|c| {
+                // Streams still choosing their protocol hold buffered bytes too: no more of them
+                // than a protocol may have open.
+                c.with_idle_connection_timeout(Duration::from_secs(120))
+                    .with_max_negotiating_inbound_streams(limits.streams_per_connection)
+            })
             .build();
         for addr in &config.listen {
             let listened = match port_in_use(addr) {
