@@ -161,3 +161,29 @@ async fn requests_past_the_per_peer_cap_are_refused_at_once() {
     assert_eq!(refused, SENT - 16, "{:?}", seen.answers);
     assert!(elapsed < Duration::from_secs(5), "refused at once, not after a wait: {elapsed:?}");
 }
+
+/// Data answers are charged to the same budget as site files: one peer that never reads its
+/// answers of 900 KB holds at most 16 MB of them (18); the rest are refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_data_answers_are_charged_to_the_same_budget() {
+    const WAVE: usize = 15;
+    let dir = folder("Host");
+    configure(dir.path(), r#""rate_limit_per_peer": 0"#, "");
+    std::fs::write(dir.path().join("site/lua/functions/big.lua"), "function call() return string.rep('x', 900000) end")
+        .unwrap();
+    let host = run(dir.path());
+    let addr: Multiaddr = host.addr.parse().unwrap();
+    let client = connected(&addr, DATA, Reading::HeaderThenHold).await;
+    let call = serde_json::to_vec(&serde_json::json!({ "op": "lua-call", "function": "big" })).unwrap();
+    // Two waves, each under the 16 requests one peer may have in progress.
+    for wave in 1..=2 {
+        client.send(vec![call.clone(); WAVE]);
+        let seen = client.wait_for(Duration::from_secs(20), |s| s.accepted + s.answers.len() == wave * WAVE).await;
+        assert_eq!(seen.accepted + seen.answers.len(), wave * WAVE, "{seen:?}");
+    }
+    let seen = client.seen();
+    let refused = busy(&seen, "busy: too many answers to you are still unread");
+    eprintln!("data flood: {} answers of 900 KB sent, {} held unread, {refused} refused busy", 2 * WAVE, seen.accepted);
+    assert_eq!(seen.accepted, 18, "16 MB holds 18 answers of 900 KB");
+    assert_eq!(refused, 2 * WAVE - 18, "{:?}", seen.answers);
+}
