@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use libp2p::{Multiaddr, PeerId};
 
+use super::services::Labels;
+
 /// Most peers remembered beyond those the owner contacted or that are connected.
 pub const MAX_KNOWN: usize = 1024;
 /// Addresses kept per peer.
@@ -31,9 +33,15 @@ impl Seen {
 pub struct Known {
     peers: BTreeMap<PeerId, Seen>,
     clock: u64,
+    /// A forgotten peer's label goes with it.
+    labels: Labels,
 }
 
 impl Known {
+    pub fn new(labels: Labels) -> Known {
+        Known { labels, ..Known::default() }
+    }
+
     /// Notes `peer` (and where it was seen); `None` when the list is full of peers that stay.
     pub fn see(&mut self, peer: PeerId, addr: Option<Multiaddr>) -> Option<&mut Seen> {
         if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_KNOWN && !self.evict_one() {
@@ -90,7 +98,10 @@ impl Known {
     fn evict_one(&mut self) -> bool {
         let oldest = self.peers.iter().filter(|(_, s)| !s.kept()).min_by_key(|(_, s)| s.last_seen).map(|(id, _)| *id);
         match oldest {
-            Some(id) => self.peers.remove(&id).is_some(),
+            Some(id) => {
+                self.labels.remove(&id);
+                self.peers.remove(&id).is_some()
+            }
             None => false,
         }
     }
@@ -106,7 +117,8 @@ mod tests {
 
     #[test]
     fn a_flood_of_fresh_identities_keeps_dialed_and_connected_peers() {
-        let mut known = Known::default();
+        let labels = Labels::default();
+        let mut known = Known::new(labels.clone());
         let dialed = PeerId::random();
         known.see_kept(dialed, Some(addr(0))).contacted = true;
         let connected = PeerId::random();
@@ -115,9 +127,11 @@ mod tests {
         for i in 0..10 * MAX_KNOWN as u32 {
             let id = PeerId::random();
             known.see(id, Some(addr(i)));
+            labels.set(id, format!("flood {i}"));
             flood.push(id);
         }
         assert_eq!(known.peers.len(), MAX_KNOWN);
+        assert_eq!(labels.get(&flood[0]), "", "a forgotten peer's label is forgotten too");
         assert!(known.peers.contains_key(&dialed) && known.peers.contains_key(&connected));
         // The newest of the flood are the ones left besides the two that stay.
         let kept_flood = flood.iter().rev().take(MAX_KNOWN - 2).filter(|id| known.peers.contains_key(id)).count();

@@ -159,12 +159,12 @@ impl Node {
             loopback: commands,
             addrs: addr_tx,
             incoming,
-            labels,
+            labels: labels.clone(),
             services,
             label: config.label,
             dials: HashMap::new(),
             requests: HashMap::new(),
-            known: Known::default(),
+            known: Known::new(labels),
             budget: Budget::new(limits),
         };
         tokio::spawn(event_loop.run());
