@@ -136,8 +136,8 @@ async fn connections_past_the_per_peer_limit_are_refused() {
 /// gets 16 requests in progress (`p2p.max_requests_per_peer`); the rest are refused at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_per_peer_cap_are_refused_at_once() {
-    // Fewer than a connection's 32 streams, so every request reaches the budget.
-    const SENT: usize = 30;
+    // Fewer than a connection's 64 streams, so every request reaches the budget.
+    const SENT: usize = 40;
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", silent.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -189,4 +189,33 @@ async fn unread_data_answers_are_charged_to_the_same_budget() {
     eprintln!("data flood: {} answers of 900 KB sent, {} held unread, {refused} refused busy", 2 * WAVE, seen.accepted);
     assert_eq!(seen.accepted, 18, "16 MB holds 18 answers of 900 KB");
     assert_eq!(refused, 2 * WAVE - 18, "{:?}", seen.answers);
+}
+
+/// Streams opened below any protocol: 64 stall their negotiation (all the peer negotiates at
+/// once), then 400 more each carry 250 KB. The muxer (yamux 0.13 through libp2p-yamux 0.47,
+/// which offers no setting for it) keeps up to 256 waiting streams a connection with up to
+/// 256 KB each; this pins that cost per connection (64 MB and overhead) so it cannot grow
+/// unnoticed. Lowering it needs a muxer setting libp2p does not expose (see ARCHITECTURE.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_below_the_protocols_cost_at_most_the_muxers_buffers() {
+    const CONNECTIONS: u64 = 4;
+    let dir = folder("Host");
+    let host = run(dir.path());
+    let addr: Multiaddr = host.addr.parse().unwrap();
+    let pid = host.child.id();
+    let baseline = peak_memory_kib(pid);
+    let mut raws = Vec::new();
+    for _ in 0..CONNECTIONS {
+        raws.push(transport::hostile::raw_streams(&addr, 64, 400, 250 * 1024).await);
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let peak = peak_memory_kib(pid);
+    let per_connection = (peak - baseline) / CONNECTIONS;
+    eprintln!(
+        "raw streams: {CONNECTIONS} connections; VmHWM {} MiB → {} MiB, {} MiB per connection",
+        baseline / MIB,
+        peak / MIB,
+        per_connection / MIB
+    );
+    assert!(per_connection < 72 * MIB, "{} MiB per connection", per_connection / MIB);
 }

@@ -35,7 +35,7 @@ impl Default for Limits {
             connections_per_peer: 4,
             incoming_connections: 256,
             pending_connections: 32,
-            streams_per_connection: 32,
+            streams_per_connection: 64,
             requests_per_peer: 16,
             requests: 128,
             answer_bytes: 64 * MB,

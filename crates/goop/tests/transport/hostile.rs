@@ -227,3 +227,70 @@ impl Client {
         }
     }
 }
+
+/// A bare connection: streams opened straight on the muxer, below any protocol.
+pub struct Raw {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Opens `silent` streams that never finish naming a protocol (they hold the peer's negotiation
+/// slots), then `loaded` streams that each send `bytes` and wait. Keeps all of them open.
+pub async fn raw_streams(addr: &Multiaddr, silent: usize, loaded: usize, bytes: usize) -> Raw {
+    use libp2p::core::muxing::StreamMuxerExt;
+    use libp2p::core::transport::{DialOpts as TransportDial, PortUse};
+    use libp2p::core::upgrade::Version;
+    use libp2p::core::{Endpoint, Transport};
+    let key = Keypair::generate_ed25519();
+    let mut transport = tcp::tokio::Transport::new(tcp::Config::default())
+        .upgrade(Version::V1)
+        .authenticate(noise::Config::new(&key).unwrap())
+        .multiplex(yamux::Config::default())
+        .boxed();
+    let bare: Multiaddr = addr.iter().filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_))).collect();
+    let dial = transport.dial(bare, TransportDial { role: Endpoint::Dialer, port_use: PortUse::New }).unwrap();
+    let (_, mut muxer) = dial.await.unwrap();
+    // One poll function drives the muxer, opens the streams and writes, so none waits on another.
+    let task = tokio::spawn(async move {
+        use std::task::Poll;
+        let mut garbage = vec![b'x'; bytes.max(1)];
+        garbage[0] = 0x13;
+        let mut streams = Vec::new();
+        let mut sent: Vec<usize> = Vec::new();
+        futures::future::poll_fn(|cx| {
+            while let Poll::Ready(event) = muxer.poll_unpin(cx) {
+                if event.is_err() {
+                    return Poll::Ready(());
+                }
+            }
+            while streams.len() < silent + loaded {
+                match muxer.poll_outbound_unpin(cx) {
+                    Poll::Ready(Ok(stream)) => {
+                        streams.push(stream);
+                        sent.push(0);
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Pending => break,
+                }
+            }
+            for (i, (stream, sent)) in streams.iter_mut().zip(sent.iter_mut()).enumerate() {
+                // A silent stream sends the first byte of a protocol name's length, then nothing.
+                let want = if i < silent { 1 } else { bytes };
+                while *sent < want {
+                    match std::pin::Pin::new(&mut *stream).poll_write(cx, &garbage[*sent..want]) {
+                        Poll::Ready(Ok(n)) if n > 0 => *sent += n,
+                        _ => break,
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    });
+    Raw { task }
+}
