@@ -219,3 +219,37 @@ async fn streams_below_the_protocols_cost_at_most_the_muxers_buffers() {
     );
     assert!(per_connection < 72 * MIB, "{} MiB per connection", per_connection / MIB);
 }
+
+/// A store that fails the worst way: a panic whose message names a host path.
+struct Panicking;
+
+impl goop::node::services::DataStore for Panicking {
+    fn data_request(&self, _: &str, _: &serde_json::Value) -> serde_json::Value {
+        panic!("cannot open /home/owner/peer/goop.db");
+    }
+    fn save_message(&self, _: &str, _: &str, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The caller learns that something failed, never what: no panic text, no path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_handler_tells_the_caller_nothing_internal() {
+    use goop::node::services::Services;
+    use goop::node::{Node, NodeConfig, Proto};
+    use goop::protocol::site::Site;
+    use libp2p::identity::Keypair;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    let services = Services {
+        engine: None,
+        store: std::sync::Arc::new(Panicking),
+        site: Site { scripts: root.join("lua"), root },
+    };
+    let config = NodeConfig { listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()], ..NodeConfig::default() };
+    let host = Node::start(Keypair::generate_ed25519(), config, Some(std::sync::Arc::new(services))).unwrap();
+    let visitor = Node::start(Keypair::generate_ed25519(), NodeConfig::default(), None).unwrap();
+    let peer = visitor.dial(host.listen_addrs().await.remove(0)).await.unwrap();
+    let answer = visitor.request(peer, Proto::Data, br#"{"op":"query","table":"t"}"#.to_vec()).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&answer), r#"{"ok":false,"error":"internal error"}"#);
+}

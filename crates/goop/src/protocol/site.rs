@@ -281,6 +281,22 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_is_the_size_found_or_a_refusal() {
+        let (_d, s) = site();
+        let request = serde_json::to_vec(&SiteRequest { path: "/index.html".into() }).unwrap();
+        let found = s.find(&request).unwrap();
+        assert_eq!(found.answer_len(), "<h1>hi</h1>".len() + HEADER_ROOM);
+        let (header, body) = decode(&found.encode()).unwrap();
+        assert_eq!((header.size, body.as_slice()), (Some(11), &b"<h1>hi</h1>"[..]));
+
+        let found = s.find(&request).unwrap();
+        std::fs::write(s.root.join("index.html"), "<h1>much longer now</h1>").unwrap();
+        let (header, body) = decode(&found.encode()).unwrap();
+        assert!(!header.ok && body.is_empty(), "{header:?}");
+        assert!(header.error.unwrap().contains("changed"));
+    }
+
+    #[test]
     fn wire_format_round_trips() {
         let bytes = encode(SiteAnswer::File { content_type: "text/plain".into(), bytes: b"a\nb".to_vec() });
         assert!(bytes.starts_with(br#"{"ok":true,"content_type":"text/plain","size":3}"#));
