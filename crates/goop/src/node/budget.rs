@@ -137,7 +137,8 @@ impl Budget {
     }
 
     /// Requests in progress and answer bytes in flight now, in total.
-    pub fn in_use(&self) -> (usize, usize) {
+    #[cfg(test)]
+    fn in_use(&self) -> (usize, usize) {
         let held = lock(&self.held);
         (held.requests.total, held.answer_bytes.total)
     }
