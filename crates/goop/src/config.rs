@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::node::Limits;
+
 /// The config file's name inside a peer folder.
 pub const FILE: &str = "goop.json";
 
@@ -42,7 +44,7 @@ impl Default for Viewer {
     }
 }
 
-/// How the peer finds others.
+/// How the peer finds others, and what other peers may make it hold (see `node::Limits`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct P2p {
@@ -50,11 +52,71 @@ pub struct P2p {
     pub mdns: bool,
     /// Multiaddrs dialed at start.
     pub bootstrap: Vec<String>,
+    pub max_connections_per_peer: u32,
+    pub max_incoming_connections: u32,
+    pub max_pending_connections: u32,
+    pub max_streams_per_connection: usize,
+    pub max_requests_per_peer: usize,
+    pub max_requests: usize,
+    pub answer_memory_mb: usize,
+    pub answer_memory_per_peer_mb: usize,
 }
 
 impl Default for P2p {
     fn default() -> Self {
-        P2p { mdns: true, bootstrap: Vec::new() }
+        let l = Limits::default();
+        P2p {
+            mdns: true,
+            bootstrap: Vec::new(),
+            max_connections_per_peer: l.connections_per_peer,
+            max_incoming_connections: l.incoming_connections,
+            max_pending_connections: l.pending_connections,
+            max_streams_per_connection: l.streams_per_connection,
+            max_requests_per_peer: l.requests_per_peer,
+            max_requests: l.requests,
+            answer_memory_mb: l.answer_bytes / MB,
+            answer_memory_per_peer_mb: l.answer_bytes_per_peer / MB,
+        }
+    }
+}
+
+const MB: usize = 1024 * 1024;
+
+impl P2p {
+    /// The transport's limits on remote peers.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            connections_per_peer: self.max_connections_per_peer,
+            incoming_connections: self.max_incoming_connections,
+            pending_connections: self.max_pending_connections,
+            streams_per_connection: self.max_streams_per_connection,
+            requests_per_peer: self.max_requests_per_peer,
+            requests: self.max_requests,
+            answer_bytes: self.answer_memory_mb * MB,
+            answer_bytes_per_peer: self.answer_memory_per_peer_mb * MB,
+        }
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        for (i, addr) in self.bootstrap.iter().enumerate() {
+            if let Err(e) = addr.parse::<libp2p::Multiaddr>() {
+                return Err((format!("p2p.bootstrap[{i}]"), format!("not a multiaddr ({e}): {addr:?}")));
+            }
+        }
+        in_range("p2p.max_connections_per_peer", self.max_connections_per_peer.into(), 1, 64)?;
+        in_range("p2p.max_incoming_connections", self.max_incoming_connections.into(), 1, 65_536)?;
+        in_range("p2p.max_pending_connections", self.max_pending_connections.into(), 1, 65_536)?;
+        in_range("p2p.max_streams_per_connection", self.max_streams_per_connection as u64, 1, 1024)?;
+        in_range("p2p.max_requests", self.max_requests as u64, 1, 4096)?;
+        in_range("p2p.max_requests_per_peer", self.max_requests_per_peer as u64, 1, self.max_requests as u64)?;
+        in_range("p2p.answer_memory_mb", self.answer_memory_mb as u64, 5, 4096)?;
+        // A share below 5 MB could never carry the largest site file (4 MB and its header).
+        in_range(
+            "p2p.answer_memory_per_peer_mb",
+            self.answer_memory_per_peer_mb as u64,
+            5,
+            self.answer_memory_mb as u64,
+        )
     }
 }
 
@@ -139,12 +201,7 @@ impl PeerConfig {
         if let Err(e) = self.viewer.addr.parse::<std::net::SocketAddr>() {
             return Err(("viewer.addr".into(), format!("not an IP:PORT address ({e}): {:?}", self.viewer.addr)));
         }
-        for (i, addr) in self.p2p.bootstrap.iter().enumerate() {
-            if let Err(e) = addr.parse::<libp2p::Multiaddr>() {
-                return Err((format!("p2p.bootstrap[{i}]"), format!("not a multiaddr ({e}): {addr:?}")));
-            }
-        }
-        Ok(())
+        self.p2p.validate()
     }
 
     /// The engine's settings for a peer in `dir` whose own identity is `local`.
@@ -182,6 +239,8 @@ mod tests {
         assert_eq!((c.lua.timeout_seconds, c.lua.max_memory_mb), (5, 10));
         assert_eq!((c.lua.rate_limit_per_peer, c.lua.rate_limit_global), (30, 120));
         assert!(c.lua.http_enabled && c.lua.kv_enabled && c.lua.hot_reload);
+        assert_eq!(c.p2p.limits(), Limits::default());
+        assert_eq!((c.p2p.answer_memory_mb, c.p2p.answer_memory_per_peer_mb), (64, 16));
     }
 
     #[test]
@@ -205,6 +264,12 @@ mod tests {
             (r#"{"lua": {"script_dir": "/etc"}}"#, "lua.script_dir"),
             (r#"{"p2p": {"bootstrap": ["/ip4/1.2.3.4/tcp/1", "nonsense"]}}"#, "p2p.bootstrap[1]"),
             (r#"{"viewer": {"addr": "localhost"}}"#, "viewer.addr"),
+            (r#"{"p2p": {"max_connections_per_peer": 0}}"#, "p2p.max_connections_per_peer"),
+            (r#"{"p2p": {"max_streams_per_connection": 5000}}"#, "p2p.max_streams_per_connection"),
+            (r#"{"p2p": {"max_requests": 8, "max_requests_per_peer": 9}}"#, "p2p.max_requests_per_peer"),
+            (r#"{"p2p": {"answer_memory_mb": 4}}"#, "p2p.answer_memory_mb"),
+            (r#"{"p2p": {"answer_memory_mb": 32, "answer_memory_per_peer_mb": 33}}"#, "p2p.answer_memory_per_peer_mb"),
+            (r#"{"p2p": {"answer_memory_mb": -1}}"#, "p2p.answer_memory_mb"),
             (r#"{"viewer": {"adr": "127.0.0.1:1"}}"#, "viewer.adr"),
         ] {
             assert_eq!(PeerConfig::parse(json).unwrap_err().0, field, "{json}");

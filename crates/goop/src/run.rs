@@ -72,7 +72,7 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
         .collect::<anyhow::Result<_>>()?;
     let node_config =
         NodeConfig { listen, fallback_port: defaulted, mdns: config.p2p.mdns, label: config.profile.label.clone() };
-    let node = Node::start(key, node_config, Some(services.clone()))?;
+    let node = Node::start_with(key, node_config, config.p2p.limits(), Some(services.clone()))?;
     let viewer_addr = match viewer {
         Some("off") => None,
         Some(addr) => {

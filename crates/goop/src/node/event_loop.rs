@@ -1,6 +1,6 @@
 //! The task that owns the swarm: runs commands from `Node` handles and answers peers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -12,8 +12,12 @@ use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::behaviour::{self, Behaviour, BehaviourEvent};
-use super::services::{ChatOutcome, Labels, Services};
+use super::budget::Budget;
+use super::inbound::{self, busy_answer, refusal};
+use super::known::Known;
+use super::services::{Labels, Services};
 use super::{Command, Incoming, KnownPeer, NodeError, Proto};
+use crate::protocol::codec::Response;
 use crate::protocol::{chat, profile};
 
 pub(super) struct EventLoop {
@@ -29,31 +33,8 @@ pub(super) struct EventLoop {
     pub(super) dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NodeError>>>,
     pub(super) requests: HashMap<(Proto, OutboundRequestId), Pending>,
     /// Peers met so far: addresses seen, and whether a connection is open. Bounded.
-    pub(super) known: BTreeMap<PeerId, Seen>,
-}
-
-/// Most peers remembered; past it, peers never connected to are not added.
-const MAX_KNOWN: usize = 1024;
-
-#[derive(Default)]
-pub(super) struct Seen {
-    addrs: Vec<Multiaddr>,
-    connections: u32,
-}
-
-impl EventLoop {
-    fn seen(&mut self, peer: PeerId, addr: Option<Multiaddr>) -> Option<&mut Seen> {
-        if !self.known.contains_key(&peer) && self.known.len() >= MAX_KNOWN {
-            return None;
-        }
-        let seen = self.known.entry(peer).or_default();
-        if let Some(addr) = addr {
-            if !seen.addrs.contains(&addr) && seen.addrs.len() < 8 {
-                seen.addrs.push(addr);
-            }
-        }
-        Some(seen)
-    }
+    pub(super) known: Known,
+    pub(super) budget: Budget,
 }
 
 pub(super) enum Pending {
@@ -102,6 +83,10 @@ impl EventLoop {
                 }
             }
             Command::Request { peer, proto, body, reply } => {
+                // The owner asked this peer something (a script's chat reply is not the owner's).
+                if reply.is_some() {
+                    self.known.see_kept(peer, None).contacted = true;
+                }
                 let id = self.protocol(proto).send_request(&peer, body);
                 let pending = reply.map_or(Pending::Ignore, Pending::Reply);
                 self.requests.insert((proto, id), pending);
@@ -137,22 +122,18 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                 let addr = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
-                if let Some(seen) = self.seen(peer_id, addr) {
-                    seen.connections += 1;
-                }
+                let reply = self.dials.remove(&connection_id);
+                let seen = self.known.see_kept(peer_id, addr);
+                seen.connections += 1;
+                seen.contacted |= reply.is_some();
                 // The dialer swaps labels — before an explicit dial completes, so the first
                 // request carries one; also for dials a request made by itself (mDNS peers).
-                let reply = self.dials.remove(&connection_id);
                 if reply.is_some() || endpoint.is_dialer() {
                     let id = self.swarm.behaviour_mut().profile.send_request(&peer_id, profile::encode(&self.label));
                     self.requests.insert((Proto::Profile, id), Pending::Profile(reply));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, .. } => {
-                if let Some(seen) = self.known.get_mut(&peer_id) {
-                    seen.connections = seen.connections.saturating_sub(1);
-                }
-            }
+            SwarmEvent::ConnectionClosed { peer_id, .. } => self.known.disconnected(&peer_id),
             SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                 if let Some(reply) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Err(NodeError::Unreachable(error.to_string())));
@@ -172,23 +153,24 @@ impl EventLoop {
             // A peer's own listen addresses let this node reach it again after the connection idles out.
             BehaviourEvent::Identify(libp2p::identify::Event::Received { peer_id, info, .. }) => {
                 for addr in info.listen_addrs.into_iter().take(8) {
-                    if self.seen(peer_id, Some(addr.clone())).is_some() {
+                    if self.known.add_addr(&peer_id, addr.clone()) {
                         self.swarm.add_peer_address(peer_id, addr);
                     }
                 }
             }
             BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
-                    tracing::info!("discovered {peer} at {addr}");
-                    self.seen(peer, Some(addr.clone()));
-                    self.swarm.add_peer_address(peer, addr);
+                    if self.known.see(peer, Some(addr.clone())).is_some() {
+                        tracing::info!("discovered {peer} at {addr}");
+                        self.swarm.add_peer_address(peer, addr);
+                    }
                 }
             }
             _ => {}
         }
     }
 
-    fn request_response(&mut self, proto: Proto, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+    fn request_response(&mut self, proto: Proto, event: request_response::Event<Vec<u8>, Response>) {
         use request_response::{Event, Message};
         match event {
             Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
@@ -197,10 +179,10 @@ impl EventLoop {
             Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
                 match self.requests.remove(&(proto, request_id)) {
                     Some(Pending::Reply(reply)) => {
-                        let _ = reply.send(Ok(response));
+                        let _ = reply.send(Ok(response.bytes));
                     }
                     Some(Pending::Profile(reply)) => {
-                        self.labels.set(peer, profile::parse(&response));
+                        self.labels.set(peer, profile::parse(&response.bytes));
                         if let Some(reply) = reply {
                             let _ = reply.send(Ok(peer));
                         }
@@ -227,50 +209,44 @@ impl EventLoop {
         }
     }
 
-    /// Answers an inbound request on a blocking thread, then hands the answer back.
-    fn inbound(&mut self, proto: Proto, peer: PeerId, request: Vec<u8>, channel: ResponseChannel<Vec<u8>>) {
+    /// Answers an inbound request on a blocking thread, then hands the answer back. Past the
+    /// budget's requests in progress, the answer is a refusal at once.
+    fn inbound(&mut self, proto: Proto, peer: PeerId, body: Vec<u8>, channel: ResponseChannel<Response>) {
         if proto == Proto::Profile {
-            self.labels.set(peer, profile::parse(&request));
-            let body = profile::encode(&self.label);
-            let _ = self.swarm.behaviour_mut().profile.send_response(channel, body);
+            self.labels.set(peer, profile::parse(&body));
+            let answer = profile::encode(&self.label).into();
+            let _ = self.swarm.behaviour_mut().profile.send_response(channel, answer);
             return;
         }
-        let caller = Peer::new(peer.to_string(), self.labels.get(&peer));
-        let services = self.services.clone();
+        let slot = match self.budget.request(peer) {
+            Ok(slot) => slot,
+            Err(busy) => {
+                tracing::debug!("{proto:?} request from {peer} refused: {busy}");
+                let _ = self.protocol(proto).send_response(channel, busy_answer(proto, busy));
+                return;
+            }
+        };
+        let request = inbound::Request {
+            proto,
+            peer,
+            caller: Peer::new(peer.to_string(), self.labels.get(&peer)),
+            body,
+            services: self.services.clone(),
+            budget: self.budget.clone(),
+            incoming: self.incoming.clone(),
+        };
         let loopback = self.loopback.clone();
-        let incoming = self.incoming.clone();
         tokio::spawn(async move {
-            let work = move || -> (Vec<u8>, Option<String>) {
-                match (proto, services) {
-                    (Proto::Chat, services) => match chat::parse(&request) {
-                        Err(e) => (chat::ack(Err(e)), None),
-                        Ok(message) => {
-                            let outcome = match services {
-                                Some(s) => s.chat(&caller, &message),
-                                None => ChatOutcome::Done,
-                            };
-                            let _ = incoming.send(Incoming {
-                                from: peer,
-                                label: caller.label.clone(),
-                                content: message.content,
-                            });
-                            let reply = match outcome {
-                                ChatOutcome::Reply(text) => Some(text),
-                                ChatOutcome::Done => None,
-                            };
-                            (chat::ack(Ok(())), reply)
-                        }
-                    },
-                    (Proto::Data, Some(s)) => (s.data(&caller, &request), None),
-                    (Proto::Site, Some(s)) => (s.site(&request), None),
-                    (_, _) => (br#"{"ok":false,"error":"this peer serves nothing"}"#.to_vec(), None),
+            let (answer, reply) = match tokio::task::spawn_blocking(move || inbound::answer(request)).await {
+                Ok(out) => out,
+                Err(e) => {
+                    // The owner sees what went wrong; the caller only that something did.
+                    tracing::error!("{proto:?} request from {peer} failed: {e}");
+                    (refusal(proto, "internal error"), None)
                 }
             };
-            let (body, reply) = match tokio::task::spawn_blocking(work).await {
-                Ok(out) => out,
-                Err(e) => (format!(r#"{{"ok":false,"error":"internal error: {e}"}}"#).into_bytes(), None),
-            };
-            let _ = loopback.send(Command::Respond { proto, channel, body }).await;
+            let _ = loopback.send(Command::Respond { proto, channel, body: answer }).await;
+            drop(slot);
             if let Some(text) = reply {
                 let _ = loopback
                     .send(Command::Request { peer, proto: Proto::Chat, body: chat::encode(&text), reply: None })

@@ -4,10 +4,13 @@
 //! threads); the answer comes back to the task as a command and goes out on the same stream.
 
 mod behaviour;
+pub mod budget;
 mod event_loop;
+mod inbound;
+mod known;
 pub mod services;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +20,12 @@ use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::protocol::chat;
+use crate::protocol::codec::Response;
 use behaviour::Behaviour;
+use budget::Budget;
+pub use budget::Limits;
 use event_loop::EventLoop;
+use known::Known;
 use services::{Labels, Services};
 
 /// Which goop protocol a request travels on.
@@ -64,7 +71,7 @@ pub enum NodeError {
 enum Command {
     Dial { addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, NodeError>> },
     Request { peer: PeerId, proto: Proto, body: Vec<u8>, reply: Option<oneshot::Sender<Result<Vec<u8>, NodeError>>> },
-    Respond { proto: Proto, channel: ResponseChannel<Vec<u8>>, body: Vec<u8> },
+    Respond { proto: Proto, channel: ResponseChannel<Response>, body: Response },
     Connected { reply: oneshot::Sender<Vec<PeerId>> },
     Peers { reply: oneshot::Sender<Vec<KnownPeer>> },
 }
@@ -91,17 +98,33 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a node; `services` is what it serves (none for a client-only node).
+    /// Starts a node with the default limits; `services` is what it serves (none for a
+    /// client-only node).
     pub fn start(key: Keypair, config: NodeConfig, services: Option<Arc<Services>>) -> Result<Node, NodeError> {
+        Node::start_with(key, config, Limits::default(), services)
+    }
+
+    /// Starts a node that holds remote peers to `limits`.
+    pub fn start_with(
+        key: Keypair,
+        config: NodeConfig,
+        limits: Limits,
+        services: Option<Arc<Services>>,
+    ) -> Result<Node, NodeError> {
         let start = |e: &dyn std::fmt::Display| NodeError::Start(e.to_string());
         let mdns = config.mdns;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
             .with_tokio()
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| start(&e))?
-            .with_behaviour(|key| Behaviour::new(key, mdns).map_err(Box::from))
+            .with_behaviour(|key| Behaviour::new(key, mdns, &limits).map_err(Box::from))
             .map_err(|e| start(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+            .with_swarm_config(|c| {
+                // Streams still choosing their protocol hold buffered bytes too: no more of them
+                // than a protocol may have open.
+                c.with_idle_connection_timeout(Duration::from_secs(120))
+                    .with_max_negotiating_inbound_streams(limits.streams_per_connection)
+            })
             .build();
         for addr in &config.listen {
             let listened = match port_in_use(addr) {
@@ -136,12 +159,13 @@ impl Node {
             loopback: commands,
             addrs: addr_tx,
             incoming,
-            labels,
+            labels: labels.clone(),
             services,
             label: config.label,
             dials: HashMap::new(),
             requests: HashMap::new(),
-            known: BTreeMap::new(),
+            known: Known::new(labels),
+            budget: Budget::new(limits),
         };
         tokio::spawn(event_loop.run());
         Ok(node)

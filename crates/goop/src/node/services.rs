@@ -9,13 +9,17 @@ use libp2p::PeerId;
 use crate::protocol::site::{self, Site};
 use crate::protocol::{chat, data};
 
-/// Labels peers announced about themselves: display text only.
+/// Labels peers announced about themselves: display text only. Kept for the peers on the
+/// known-peer list (`known.rs` forgets a peer's label with the peer).
 #[derive(Debug, Default, Clone)]
 pub struct Labels(Arc<RwLock<HashMap<PeerId, String>>>);
 
 impl Labels {
     pub fn set(&self, peer: PeerId, label: String) {
         self.0.write().unwrap_or_else(|p| p.into_inner()).insert(peer, label);
+    }
+    pub fn remove(&self, peer: &PeerId) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).remove(peer);
     }
     pub fn get(&self, peer: &PeerId) -> String {
         self.0.read().unwrap_or_else(|p| p.into_inner()).get(peer).cloned().unwrap_or_default()
@@ -68,7 +72,11 @@ impl Services {
         serde_json::to_vec(&answer).unwrap_or_default()
     }
 
+    /// The owner's own site request (the viewer); remote peers' go through the budget (`inbound.rs`).
     pub fn site(&self, request: &[u8]) -> Vec<u8> {
-        site::encode(self.site.answer(request))
+        match self.site.find(request) {
+            Ok(found) => found.encode(),
+            Err(reason) => site::encode(site::SiteAnswer::Refused(reason)),
+        }
     }
 }

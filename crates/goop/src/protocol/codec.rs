@@ -8,11 +8,34 @@ use std::io;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
+use crate::node::budget::AnswerCharge;
+
 /// Size bounds of one protocol, in bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
     pub request: usize,
     pub response: usize,
+}
+
+/// An answer's bytes and the budget they hold. libp2p drops the answer once it is written, or
+/// when its stream fails, times out or its connection closes; the charge is given back then,
+/// so no path can keep it.
+#[derive(Debug)]
+pub struct Response {
+    pub bytes: Vec<u8>,
+    _charge: Option<AnswerCharge>,
+}
+
+impl Response {
+    pub fn charged(bytes: Vec<u8>, charge: AnswerCharge) -> Response {
+        Response { bytes, _charge: Some(charge) }
+    }
+}
+
+impl From<Vec<u8>> for Response {
+    fn from(bytes: Vec<u8>) -> Response {
+        Response { bytes, _charge: None }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +67,7 @@ async fn write_all<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io
 impl libp2p::request_response::Codec for BytesCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
-    type Response = Vec<u8>;
+    type Response = Response;
 
     async fn read_request<T: AsyncRead + Unpin + Send>(
         &mut self,
@@ -58,13 +81,13 @@ impl libp2p::request_response::Codec for BytesCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<Vec<u8>> {
+    ) -> io::Result<Response> {
         let answer = read_bounded(io, self.bounds.response).await?;
         // Every goop answer has a body; an empty one means the peer dropped the request.
         if answer.is_empty() {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer refused the request"));
         }
-        Ok(answer)
+        Ok(answer.into())
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
@@ -80,8 +103,8 @@ impl libp2p::request_response::Codec for BytesCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        res: Vec<u8>,
+        res: Response,
     ) -> io::Result<()> {
-        write_all(io, &res).await
+        write_all(io, &res.bytes).await
     }
 }

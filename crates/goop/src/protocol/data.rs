@@ -36,7 +36,10 @@ pub fn handle(engine: Option<&Arc<Engine>>, store: &dyn DataStore, caller: &Peer
 }
 
 fn to_value(answer: Answer) -> Value {
-    serde_json::to_value(answer).unwrap_or_else(|e| error(&e.to_string()))
+    serde_json::to_value(answer).unwrap_or_else(|e| {
+        tracing::error!("cannot encode a data answer: {e}");
+        error("internal error")
+    })
 }
 
 fn error(message: &str) -> Value {

@@ -20,6 +20,6 @@ pub const CHAT_BOUNDS: Bounds = Bounds { request: 8 * 1024, response: 1024 };
 /// Data requests are small; answers carry up to 1000 rows / 1 MB of results plus framing.
 pub const DATA_BOUNDS: Bounds = Bounds { request: 256 * 1024, response: 2 * 1024 * 1024 };
 /// A path in, a file (up to 4 MB) out.
-pub const SITE_BOUNDS: Bounds = Bounds { request: 2 * 1024, response: site::MAX_FILE + 1024 };
+pub const SITE_BOUNDS: Bounds = Bounds { request: 2 * 1024, response: site::MAX_FILE + site::HEADER_ROOM };
 /// A label each way.
 pub const PROFILE_BOUNDS: Bounds = Bounds { request: 1024, response: 1024 };

@@ -50,14 +50,28 @@ pub struct Site {
 impl Site {
     /// Resolves a raw request body to a file or a refusal. Never reads outside `root`.
     pub fn answer(&self, request: &[u8]) -> SiteAnswer {
-        let path = match serde_json::from_slice::<SiteRequest>(request) {
-            Ok(r) => r.path,
-            Err(e) => return SiteAnswer::Refused(format!("malformed site request: {e}")),
-        };
-        match self.resolve(&path) {
-            Ok(file) => read_file(&file),
+        match self.find(request) {
+            Ok(found) => found.read(),
             Err(reason) => SiteAnswer::Refused(reason),
         }
+    }
+
+    /// The file a raw request asks for and its size, not read yet; or why not.
+    pub fn find(&self, request: &[u8]) -> Result<Found, String> {
+        let path = match serde_json::from_slice::<SiteRequest>(request) {
+            Ok(r) => r.path,
+            Err(e) => return Err(format!("malformed site request: {e}")),
+        };
+        let path = self.resolve(&path)?;
+        let size = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => m.len() as usize,
+            _ => return Err("not found".into()),
+        };
+        if size > MAX_FILE {
+            return Err(format!("file larger than {} MB", MAX_FILE / (1024 * 1024)));
+        }
+        let content_type = mime_guess::from_path(&path).first_or_octet_stream().essence_str().to_string();
+        Ok(Found { path, size, content_type })
     }
 
     fn resolve(&self, raw: &str) -> Result<PathBuf, String> {
@@ -100,21 +114,58 @@ impl Site {
     }
 }
 
-fn read_file(path: &Path) -> SiteAnswer {
-    let size = match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => m.len() as usize,
-        _ => return SiteAnswer::Refused("not found".into()),
-    };
-    if size > MAX_FILE {
-        return SiteAnswer::Refused(format!("file larger than {} MB", MAX_FILE / (1024 * 1024)));
+/// Room for an answer's header line, beyond the file: `SITE_BOUNDS` allows as much.
+pub const HEADER_ROOM: usize = 1024;
+
+/// A file a site request resolved to, checked but not read.
+#[derive(Debug)]
+pub struct Found {
+    path: PathBuf,
+    size: usize,
+    content_type: String,
+}
+
+impl Found {
+    /// The most bytes its answer takes on the wire: the file and the header line.
+    pub fn answer_len(&self) -> usize {
+        self.size + HEADER_ROOM
     }
-    match std::fs::read(path) {
-        Ok(bytes) if bytes.len() <= MAX_FILE => {
-            let content_type = mime_guess::from_path(path).first_or_octet_stream().essence_str().to_string();
-            SiteAnswer::File { content_type, bytes }
+
+    /// Reads the file; it must still have the size it had when found.
+    pub fn read(self) -> SiteAnswer {
+        let mut bytes = Vec::with_capacity(self.size);
+        match self.read_into(&mut bytes) {
+            Ok(()) => SiteAnswer::File { content_type: self.content_type, bytes },
+            Err(reason) => SiteAnswer::Refused(reason),
         }
-        Ok(_) => SiteAnswer::Refused(format!("file larger than {} MB", MAX_FILE / (1024 * 1024))),
-        Err(_) => SiteAnswer::Refused("not found".into()),
+    }
+
+    /// The answer's wire bytes, the file read straight after its header: one buffer, one copy.
+    pub fn encode(self) -> Vec<u8> {
+        let header =
+            SiteHeader { ok: true, content_type: Some(self.content_type.clone()), size: Some(self.size), error: None };
+        let mut out = serde_json::to_vec(&header).unwrap_or_default();
+        out.push(b'\n');
+        out.reserve_exact(self.size);
+        match self.read_into(&mut out) {
+            Ok(()) => out,
+            Err(reason) => encode(SiteAnswer::Refused(reason)),
+        }
+    }
+
+    fn read_into(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        use std::io::Read;
+        let start = out.len();
+        let file = std::fs::File::open(&self.path).map_err(|_| "not found".to_string())?;
+        // One byte past the size tells a file that grew since it was found.
+        match file.take(self.size as u64 + 1).read_to_end(out) {
+            Ok(n) if n == self.size => Ok(()),
+            Ok(_) => {
+                out.truncate(start);
+                Err("the file changed while being read; try again".into())
+            }
+            Err(_) => Err("not found".into()),
+        }
     }
 }
 
@@ -227,6 +278,22 @@ mod tests {
         assert!(matches!(get(&s, &"a/".repeat(1000)), SiteAnswer::Refused(_)));
         std::fs::write(s.root.join("big.bin"), vec![0u8; MAX_FILE + 1]).unwrap();
         assert!(matches!(get(&s, "/big.bin"), SiteAnswer::Refused(_)));
+    }
+
+    #[test]
+    fn an_answer_is_the_size_found_or_a_refusal() {
+        let (_d, s) = site();
+        let request = serde_json::to_vec(&SiteRequest { path: "/index.html".into() }).unwrap();
+        let found = s.find(&request).unwrap();
+        assert_eq!(found.answer_len(), "<h1>hi</h1>".len() + HEADER_ROOM);
+        let (header, body) = decode(&found.encode()).unwrap();
+        assert_eq!((header.size, body.as_slice()), (Some(11), &b"<h1>hi</h1>"[..]));
+
+        let found = s.find(&request).unwrap();
+        std::fs::write(s.root.join("index.html"), "<h1>much longer now</h1>").unwrap();
+        let (header, body) = decode(&found.encode()).unwrap();
+        assert!(!header.ok && body.is_empty(), "{header:?}");
+        assert!(header.error.unwrap().contains("changed"));
     }
 
     #[test]

@@ -73,3 +73,18 @@ pub fn run_with(dir: &Path, extra: &[&str]) -> Running {
 pub fn run(dir: &Path) -> Running {
     run_with(dir, &[])
 }
+
+/// A process's peak resident memory (`VmHWM` in /proc/PID/status), in KiB.
+pub fn peak_memory_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process is running");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("a VmHWM line");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM in kB")
+}
+
+/// Replaces the `p2p` and `lua` sections of the peer folder `dir`'s goop.json (mDNS stays off).
+pub fn configure(dir: &Path, lua: &str, p2p: &str) {
+    let p2p = if p2p.is_empty() { r#""mdns": false"#.to_string() } else { format!(r#""mdns": false, {p2p}"#) };
+    let lua = if lua.is_empty() { r#""enabled": true"#.to_string() } else { format!(r#""enabled": true, {lua}"#) };
+    let config = format!(r#"{{"profile": {{"label": "Host"}}, "lua": {{{lua}}}, "p2p": {{{p2p}}}}}"#);
+    std::fs::write(dir.join("goop.json"), config).unwrap();
+}
