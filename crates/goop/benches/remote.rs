@@ -1,5 +1,5 @@
 //! A `lua-call` round trip between two peers on loopback, next to a bare request-response
-//! round trip on the same transport, and throughput with 64 concurrent callers.
+//! round trip on the same transport, and throughput with 64 concurrent calls from 4 callers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +39,7 @@ fn remote(c: &mut Criterion) {
     std::fs::write(root.join("lua/functions/add.lua"), "function call(r) return { sum = r.params.a + r.params.b } end")
         .expect("write");
 
-    let (host, visitor, peer) = rt.block_on(async {
+    let (host, visitors, peer) = rt.block_on(async {
         let key = Keypair::generate_ed25519();
         let mut config = Config::new(root.join("lua"));
         config.hot_reload = false;
@@ -53,12 +53,19 @@ fn remote(c: &mut Criterion) {
             site: Site { scripts: root.join("lua"), root: root.clone() },
         };
         let host = Node::start(key, node_config(), Some(Arc::new(services))).expect("host");
-        let visitor = Node::start(Keypair::generate_ed25519(), NodeConfig { listen: vec![], ..node_config() }, None)
-            .expect("visitor");
+        // Four identities: one peer alone gets at most 16 requests in progress and 4 workers.
         let addr = host.listen_addrs().await.remove(0);
-        let peer = visitor.dial(addr).await.expect("dial");
-        (host, visitor, peer)
+        let mut visitors = Vec::new();
+        let mut peer = None;
+        for _ in 0..4 {
+            let visitor = Node::start(Keypair::generate_ed25519(), NodeConfig { listen: vec![], ..node_config() }, None)
+                .expect("visitor");
+            peer = Some(visitor.dial(addr.clone()).await.expect("dial"));
+            visitors.push(visitor);
+        }
+        (host, visitors, peer.expect("a peer"))
     });
+    let visitor = &visitors[0];
     let call =
         serde_json::to_vec(&json!({"op": "lua-call", "function": "add", "params": {"a": 2, "b": 3}})).expect("json");
 
@@ -71,14 +78,14 @@ fn remote(c: &mut Criterion) {
             assert_eq!(answer, br#"{"ok":true,"result":{"sum":5}}"#);
         })
     });
-    let mut group = c.benchmark_group("64 concurrent callers");
+    let mut group = c.benchmark_group("64 concurrent calls, 4 callers");
     group.throughput(Throughput::Elements(64));
     group.bench_function("lua-call", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let calls = (0..64).map(|_| visitor.request(peer, Proto::Data, call.clone()));
+                let calls = (0..64).map(|i| visitors[i % 4].request(peer, Proto::Data, call.clone()));
                 for answer in futures::future::join_all(calls).await {
-                    answer.expect("answer");
+                    assert_eq!(answer.expect("answer"), br#"{"ok":true,"result":{"sum":5}}"#);
                 }
             })
         })

@@ -79,7 +79,12 @@ async fn file(viewer: &Viewer, peer: PeerId, path: &str) -> Response {
     };
     if !head.ok {
         let why = head.error.unwrap_or_else(|| "refused".into());
-        let status = if why == "not found" { StatusCode::NOT_FOUND } else { StatusCode::FORBIDDEN };
+        let status = match why.as_str() {
+            "not found" => StatusCode::NOT_FOUND,
+            // The peer's budgets: worth asking again later.
+            w if w.starts_with("busy") => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::FORBIDDEN,
+        };
         return refuse(status, &why);
     }
     let content_type = head
