@@ -58,8 +58,9 @@ fn remote(c: &mut Criterion) {
         let mut visitors = Vec::new();
         let mut peer = None;
         for _ in 0..4 {
-            let visitor = Node::start(Keypair::generate_ed25519(), NodeConfig { listen: vec![], ..node_config() }, None)
-                .expect("visitor");
+            let visitor =
+                Node::start(Keypair::generate_ed25519(), NodeConfig { listen: vec![], ..node_config() }, None)
+                    .expect("visitor");
             peer = Some(visitor.dial(addr.clone()).await.expect("dial"));
             visitors.push(visitor);
         }
