@@ -18,7 +18,7 @@ fn plenty() -> Budget {
 fn lua_shaped() -> impl Strategy<Value = Json> {
     let leaf = prop_oneof![
         any::<bool>().prop_map(Json::Bool),
-        (-1_000_000_000_000i64..1_000_000_000_000).prop_map(|n| Json::from(n)),
+        (-1_000_000_000_000i64..1_000_000_000_000).prop_map(Json::from),
         (-1e12f64..1e12).prop_filter("not integral", |f| f.fract() != 0.0).prop_map(Json::from),
         ".{0,12}".prop_map(Json::String),
     ];
@@ -78,6 +78,6 @@ fn nesting_past_the_limit_is_refused_both_ways() {
     let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 2), "]".repeat(MAX_DEPTH + 2));
     assert!(matches!(from_json_text(&lua, deep.as_bytes(), plenty()), Err(ConvertError::Invalid(_))));
     let nested: goop_script::mlua::Value =
-        lua.load(&format!("return {}{}", "{".repeat(MAX_DEPTH + 2), "}".repeat(MAX_DEPTH + 2))).eval().unwrap();
+        lua.load(format!("return {}{}", "{".repeat(MAX_DEPTH + 2), "}".repeat(MAX_DEPTH + 2))).eval().unwrap();
     assert!(matches!(to_json(&nested, &mut plenty()), Err(ConvertError::Invalid(_))));
 }
