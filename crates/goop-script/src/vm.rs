@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 use crate::api::json::{self, ConvertError};
 use crate::api::{kv, log};
 use crate::budget::Budget;
+use crate::engine::MAX_REPLY_BYTES;
 use crate::error::Error;
 use crate::invocation::{Extensions, Invocation, Peer};
 use crate::module::{HostModule, Scope};
@@ -30,6 +31,9 @@ const GOOP_CACHE_LIMIT: usize = 256;
 
 /// Lines of Lua traceback kept in a runtime error.
 const TRACEBACK_LINES: usize = 6;
+
+/// Longest error message kept (for the caller, the log and the dashboard), in bytes.
+const MAX_ERROR_BYTES: usize = 1024;
 
 /// Largest result a data function may return, in bytes of JSON.
 pub const MAX_RESULT_BYTES: usize = 1024 * 1024;
@@ -239,7 +243,13 @@ impl Vm {
                 let handle: Function = env.raw_get("handle")?;
                 match handle.call::<Value>(args)? {
                     Value::Nil => Ok(Output::Reply(None)),
-                    Value::String(s) => Ok(Output::Reply(Some(s.to_string_lossy()))),
+                    // Only what a reply can hold is copied; the engine cuts it with a marker.
+                    Value::String(s) => {
+                        let bytes = s.as_bytes();
+                        Ok(Output::Reply(Some(
+                            String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_REPLY_BYTES + 1)]).into_owned(),
+                        )))
+                    }
                     v @ (Value::Number(_) | Value::Integer(_) | Value::Boolean(_)) => {
                         Ok(Output::Reply(Some(v.to_string()?)))
                     }
@@ -297,15 +307,8 @@ impl Vm {
         if is_memory_error(e) {
             return Error::Memory { script: script.name.clone(), limit_mb: self.max_memory_mb };
         }
-        let text = lua_message(e);
-        let (message, traceback) = match text.split_once("\nstack traceback:") {
-            Some((m, t)) => (
-                m.to_string(),
-                t.lines().filter(|l| !l.trim().is_empty()).take(TRACEBACK_LINES).collect::<Vec<_>>().join("\n"),
-            ),
-            None => (text.clone(), String::new()),
-        };
-        let message = match scrub_addresses(message.trim()) {
+        let (message, traceback) = message_and_traceback(e);
+        let message = match scrub_addresses(&message) {
             word if VALUE_TYPES.contains(&word.as_str()) => format!("script raised a {word} as its error"),
             message => message,
         };
@@ -325,15 +328,38 @@ impl From<mlua::Error> for RunError {
 }
 
 /// The script's own message, without mlua's "runtime error: " prefix.
-fn lua_message(e: &mlua::Error) -> String {
+/// The script's message (without mlua's "runtime error: " prefix) and the first lines of the
+/// traceback, each cut to a bound however long the script made them.
+fn message_and_traceback(e: &mlua::Error) -> (String, String) {
     match e {
-        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::RuntimeError(m) => split_traceback(m),
         mlua::Error::CallbackError { cause, traceback } => {
-            format!("{}\n{traceback}", lua_message(cause))
+            let (message, inner) = message_and_traceback(cause);
+            let traceback = if inner.is_empty() { split_traceback(traceback).1 } else { inner };
+            (message, traceback)
         }
-        mlua::Error::WithContext { cause, .. } => lua_message(cause),
-        other => other.to_string(),
+        mlua::Error::WithContext { cause, .. } => message_and_traceback(cause),
+        other => split_traceback(&other.to_string()),
     }
+}
+
+fn split_traceback(text: &str) -> (String, String) {
+    let (message, traceback) = match text.find("stack traceback:") {
+        Some(at) => (&text[..at], &text[at + "stack traceback:".len()..]),
+        None => (text, ""),
+    };
+    let lines: Vec<&str> =
+        traceback.lines().filter(|l| !l.trim().is_empty()).take(TRACEBACK_LINES).map(|l| cut(l, 200)).collect();
+    (cut(message.trim(), MAX_ERROR_BYTES).to_string(), lines.join("\n"))
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Whether a failed call left the Lua state as sound as a finished one: the script raised an
@@ -357,20 +383,21 @@ const VALUE_TYPES: [&str; 5] = ["table", "function", "userdata", "thread", "buff
 /// `text` with every `table: 0x55d0…`-style address cut to its type name: addresses tell a
 /// caller about the host's memory and nothing about the error.
 fn scrub_addresses(text: &str) -> String {
+    // Luau writes an address as `0x` and 16 hex digits; `upper()` may have changed the case.
+    let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(": 0x") {
-        let (before, after) = rest.split_at(at);
-        let hex = after[4..].bytes().take_while(u8::is_ascii_hexdigit).count();
-        if hex > 0 && VALUE_TYPES.iter().any(|t| before.ends_with(t)) {
-            out.push_str(before);
-            rest = &after[4 + hex..];
-        } else {
-            out.push_str(&rest[..at + 4]);
-            rest = &after[4..];
+    let mut from = 0;
+    let mut search = 0;
+    while let Some(found) = lower[search..].find(": 0x") {
+        let at = search + found;
+        let hex = lower[at + 4..].bytes().take(16).take_while(u8::is_ascii_hexdigit).count();
+        if hex > 0 && VALUE_TYPES.iter().any(|t| lower[..at].ends_with(t)) {
+            out.push_str(&text[from..at]);
+            from = at + 4 + hex;
         }
+        search = at + 4;
     }
-    out.push_str(rest);
+    out.push_str(&text[from..]);
     out
 }
 
@@ -435,5 +462,7 @@ mod tests {
             "t.lua:3: got function and userdata!"
         );
         assert_eq!(scrub_addresses("value: 0x10 stays; table: 0x"), "value: 0x10 stays; table: 0x");
+        assert_eq!(scrub_addresses("function: 0x00007f4d74188a80function: 0x00007f4d74188a90!"), "functionfunction!");
+        assert_eq!(scrub_addresses("xTABLE: 0X00007F4D74168370"), "xTABLE");
     }
 }

@@ -142,6 +142,24 @@ fn error_values_never_show_memory_addresses() {
     assert_eq!(shown[0], "script raised a table as its error");
     assert_eq!(shown[1], "script raised a function as its error");
     assert_eq!(shown[2], "txt.lua:1: got table and function");
+    site.write(
+        "glued.lua",
+        "function handle() error(tostring(print) .. tostring(goop.json.encode) .. tostring({}):upper()) end",
+    );
+    engine.reload();
+    assert_eq!(cmd(&engine, "glued", "").unwrap_err().to_string(), "glued.lua:1: functionfunctionTABLE");
+}
+
+#[test]
+fn error_messages_are_cut_to_a_kilobyte() {
+    let site = Site::new();
+    site.write("big.lua", "function handle() error(string.rep('\\255', 2000000), 0) end");
+    let engine = site.engine();
+    let err = cmd(&engine, "big", "").unwrap_err().to_string();
+    // 2 MB raised; the caller, the log and the dashboard keep 1 KB of it.
+    assert!(err.len() <= 1024, "{} bytes", err.len());
+    let kept = engine.scripts().into_iter().find(|s| s.name == "big").and_then(|s| s.last_error).unwrap();
+    assert!(kept.len() <= 1024, "{} bytes kept", kept.len());
 }
 
 #[test]
