@@ -34,6 +34,16 @@ pub enum ChatReply {
     Text(String),
 }
 
+/// A data function's params (`request.params`; `null` or nothing is an empty table).
+#[derive(Debug, Clone, Copy)]
+pub enum Params<'a> {
+    /// A JSON value the host already holds.
+    Json(&'a Json),
+    /// JSON text, decoded straight into Lua values: the VM's allocator counts them, and the
+    /// host builds no tree of its own (what a peer does with a remote caller's request).
+    Text(&'a [u8]),
+}
+
 /// `lua-list` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionInfo {
@@ -187,11 +197,18 @@ impl Engine {
 
     /// Runs data function `name`'s `call(request)` with `request.params = params`.
     pub fn call(&self, caller: &Peer, name: &str, params: &Json) -> Result<Json, Error> {
-        self.call_with(caller, name, params, Extensions::default())
+        self.call_with(caller, name, Params::Json(params), Extensions::default())
     }
 
-    /// Like [`Engine::call`], with values the host's modules read from the [`Invocation`](crate::Invocation).
-    pub fn call_with(&self, caller: &Peer, name: &str, params: &Json, extensions: Extensions) -> Result<Json, Error> {
+    /// Like [`Engine::call`], with params as a value or as JSON text, and values the host's
+    /// modules read from the [`Invocation`](crate::Invocation).
+    pub fn call_with(
+        &self,
+        caller: &Peer,
+        name: &str,
+        params: Params<'_>,
+        extensions: Extensions,
+    ) -> Result<Json, Error> {
         let script = read(&self.shared.registry)
             .functions
             .get(name)

@@ -41,7 +41,7 @@ mod watch;
 
 pub use budget::{Budget, Exceeded};
 pub use config::Config;
-pub use engine::{ChatReply, Engine, FunctionInfo, ScriptInfo, MAX_REPLY_BYTES, TRUNCATED};
+pub use engine::{ChatReply, Engine, FunctionInfo, Params, ScriptInfo, MAX_REPLY_BYTES, TRUNCATED};
 pub use error::{Error, LoadError};
 pub use invocation::{Extensions, Invocation, Peer};
 pub use module::{HostModule, Scope};

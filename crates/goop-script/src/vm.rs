@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use crate::api::json::{self, ConvertError};
 use crate::api::{kv, log};
 use crate::budget::Budget;
-use crate::engine::MAX_REPLY_BYTES;
+use crate::engine::{Params, MAX_REPLY_BYTES};
 use crate::error::Error;
 use crate::invocation::{Extensions, Invocation, Peer};
 use crate::module::{HostModule, Scope};
@@ -59,7 +59,7 @@ pub(crate) enum Entry<'a> {
     /// `handle(args)`.
     Handle(&'a str),
     /// `call(request)` with these params.
-    Call(&'a Json),
+    Call(Params<'a>),
 }
 
 pub(crate) enum Output {
@@ -260,8 +260,14 @@ impl Vm {
                 let call: Function = env.raw_get("call")?;
                 let request = lua.create_table()?;
                 let params = match params {
-                    Json::Null => Value::Table(lua.create_table()?),
-                    p => json::from_json(lua, p)?,
+                    Params::Json(p) => json::from_json(lua, p)?,
+                    Params::Text(text) => {
+                        json::from_json_text(lua, text, Budget::of(lua)).map_err(mlua::Error::from)?
+                    }
+                };
+                let params = match params {
+                    Value::Nil => Value::Table(lua.create_table()?),
+                    p => p,
                 };
                 request.raw_set("params", params)?;
                 request.raw_set("function", script.name.as_str())?;

@@ -74,3 +74,36 @@ fn a_peer_survives_host_work_bombs_within_its_limits() {
     let shown = stdout(&goop(&["call", "--peer", &host.addr, "--dir", v, "kvbad"]));
     assert_eq!(shown, "{\"ok\":false,\"error\":\"kv store of kvbad is unreadable\"}\n");
 }
+
+#[test]
+fn big_call_params_are_charged_while_they_are_answered() {
+    let host_dir = folder("Host");
+    let functions = host_dir.path().join("site/lua/functions");
+    std::fs::write(functions.join("ping.lua"), "function call(r) return { n = #r.params } end").unwrap();
+    // No rate limits: this is about memory.
+    let config =
+        r#"{"lua": {"enabled": true, "rate_limit_per_peer": 0, "rate_limit_global": 0}, "p2p": {"mdns": false}}"#;
+    std::fs::write(host_dir.path().join("goop.json"), config).unwrap();
+    let host = run(host_dir.path());
+    let pid = host.child.id();
+    let before = peak_rss_mb(pid);
+    // 120 KB of `0,`: a tree of 61,440 JSON nodes (about 2 MB) per request, 32 at once from 8 peers.
+    let params = format!("[{}0]", "0,".repeat(61_439));
+    let visitors: Vec<_> = (0..8).map(|i| folder(&format!("v{i}"))).collect();
+    let calls: Vec<_> = (0..32)
+        .map(|i| {
+            let (addr, params) = (host.addr.clone(), params.clone());
+            let dir = visitors[i % 8].path().to_str().unwrap().to_string();
+            std::thread::spawn(move || stdout(&goop(&["call", "--peer", &addr, "--dir", &dir, "ping", &params])))
+        })
+        .collect();
+    let answers: Vec<String> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+    let served = answers.iter().filter(|a| a.contains(r#""n":61440"#)).count();
+    assert!(answers.iter().all(|a| a.contains(r#""n":61440"#) || a.contains("busy")), "{answers:?}");
+    let peak = peak_rss_mb(pid);
+    eprintln!("{served} of 32 served; peak resident memory {peak} MB ({before} MB before)");
+    assert!(served >= 8, "{served} served");
+    // Params decode straight into Lua (charged to each call's 10 MB), and parsing room is charged
+    // to the 64 MB answer budget.
+    assert!(peak < before + 100, "peak {peak} MB, {before} MB before");
+}

@@ -14,6 +14,9 @@ use crate::protocol::chat;
 use crate::protocol::codec::Response;
 use crate::protocol::site::{self, SiteAnswer};
 
+/// Host bytes a parsed data request may take per byte of its text, charged while it is answered.
+const PARSED_BYTES_PER_BYTE: usize = 16;
+
 /// One inbound request and what answering it needs.
 pub(super) struct Request {
     pub proto: Proto,
@@ -36,7 +39,14 @@ pub(super) fn answer(r: Request) -> (Response, Option<String>) {
     };
     match r.proto {
         Proto::Data => {
+            // Parsed JSON takes up to about 16 times its text (`[0,0,…]`: 2 bytes, a 32-byte
+            // node each); that room is held while the request is answered.
+            let parsing = match r.budget.answer(r.peer, r.body.len().saturating_mul(PARSED_BYTES_PER_BYTE)) {
+                Ok(charge) => charge,
+                Err(busy) => return (busy_answer(r.proto, busy), None),
+            };
             let bytes = services.data(&r.caller, &r.body);
+            drop(parsing);
             match r.budget.answer(r.peer, bytes.len()) {
                 Ok(charge) => (Response::charged(bytes, charge), None),
                 Err(busy) => (busy_answer(r.proto, busy), None),
