@@ -24,7 +24,8 @@ pub struct Config {
     pub hot_reload: bool,
     /// Most worker VMs, i.e. invocations running at once. Default 16.
     pub workers: usize,
-    /// Most workers one caller holds at once (the peer itself is not limited). Default 4.
+    /// Most workers one caller holds at once (the peer itself is not limited). Default 4. An
+    /// eighth of the workers is kept for callers that hold none.
     pub workers_per_caller: usize,
     /// How long a call waits for a free worker before failing with `busy`. Default 2 s.
     pub busy_wait: Duration,

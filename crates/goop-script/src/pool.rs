@@ -25,6 +25,8 @@ pub(crate) struct Pool {
     max: usize,
     /// Most VMs one caller may hold at once.
     per_caller: usize,
+    /// VMs kept for callers that hold none, so a newcomer is served ahead of busy callers.
+    reserve: usize,
     hasher: RandomState,
     wait: Duration,
     setup: VmSetup,
@@ -37,6 +39,7 @@ impl Pool {
             returned: Condvar::new(),
             max: max.max(1),
             per_caller: per_caller.clamp(1, max.max(1)),
+            reserve: max / 8,
             hasher: RandomState::new(),
             wait,
             setup,
@@ -81,7 +84,9 @@ impl Pool {
         let mut st = self.lock();
         loop {
             let held = caller.map_or(0, |id| st.running.get(&id).copied().unwrap_or(0));
-            if held < self.per_caller {
+            let free = st.idle.len() + (self.max - st.live);
+            let kept = if held > 0 { self.reserve } else { 0 };
+            if held < self.per_caller && free > kept {
                 if let Some(vm) = st.idle.pop() {
                     Self::count(&mut st, caller);
                     return Ok(vm);

@@ -198,6 +198,31 @@ fn one_caller_holds_at_most_its_share_of_the_workers() {
 }
 
 #[test]
+fn five_identities_holding_workers_cannot_lock_out_a_sixth() {
+    let site = Site::new();
+    site.write("spin.lua", "function handle() while true do end end");
+    site.write("ok.lua", "function handle() return 'fine' end");
+    let engine = Arc::new(Engine::new(site.config()).unwrap()); // 16 workers, 4 per caller
+    let spinners: Vec<_> = (0..20)
+        .map(|i| {
+            let engine = engine.clone();
+            let hog = Peer::new(format!("12D3KooWHog{}", i % 5), "");
+            std::thread::spawn(move || {
+                let _ = engine.run_command(&hog, "spin", "");
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // 20 calls that take 1 s each hold at most 14 workers: 2 of 16 wait for callers holding none.
+    let start = Instant::now();
+    assert_eq!(cmd(&engine, "ok", "").unwrap().as_deref(), Some("fine"));
+    assert!(start.elapsed() < Duration::from_millis(300), "the sixth waited {:?}", start.elapsed());
+    for s in spinners {
+        s.join().unwrap();
+    }
+}
+
+#[test]
 fn five_identities_hammering_cannot_starve_a_sixth() {
     let site = Site::new();
     site.write("ok.lua", "function handle() return 'fine' end");
