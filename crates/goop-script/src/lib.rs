@@ -25,6 +25,7 @@
 //! ```
 
 pub mod api;
+mod bounded;
 mod budget;
 mod config;
 mod engine;

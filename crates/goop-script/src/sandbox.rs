@@ -3,6 +3,7 @@
 use mlua::{Lua, LuaOptions, StdLib, Table, Value};
 
 use crate::api::log;
+use crate::bounded;
 
 /// Globals removed from Luau's base library: code loading, environment access, GC control.
 pub const REMOVED_GLOBALS: &[&str] = &[
@@ -43,5 +44,6 @@ pub fn new_state() -> mlua::Result<(Lua, Table)> {
     }
     globals.raw_set("os", os)?;
     globals.raw_set("print", log::print(&lua)?)?;
+    bounded::install(&lua, &globals)?;
     Ok((lua, globals))
 }

@@ -155,3 +155,54 @@ fn host_functions_see_the_same_deadline() {
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
 }
+
+#[test]
+fn library_loops_keep_the_deadline() {
+    // Luau's own find and split compare a needle at every position, and sort compares long
+    // strings O(n log n) times, each in one C call the interrupt never sees: minutes on a few
+    // MB. Find and split are now linear; sort checks the deadline at every comparison.
+    let site = Site::new();
+    let needle = "local hay = string.rep('x', 2000000) local needle = string.rep('x', 1000000) .. 'y'";
+    site.write("find.lua", &format!("function handle() {needle} return tostring(hay:find(needle, 1, true)) end"));
+    site.write("pattern.lua", &format!("function handle() {needle} return tostring(string.find(hay, needle)) end"));
+    site.write("split.lua", &format!("function handle() {needle} return #hay:split(needle) end"));
+    let engine = site.engine();
+    for name in ["find", "pattern", "split"] {
+        let start = Instant::now();
+        let want = if name == "split" { "1" } else { "nil" };
+        assert_eq!(cmd(&engine, name, "").unwrap().as_deref(), Some(want), "{name}");
+        assert!(start.elapsed() < Duration::from_secs(1), "{name}: {:?}", start.elapsed());
+    }
+    assert_times_out(
+        "local a, b = string.rep('x', 2300000), string.rep('x', 2300001) local t = table.create(290000, a) for i = 2, 290000, 2 do t[i] = b end table.sort(t)",
+    );
+}
+
+#[test]
+fn find_split_and_sort_behave_as_luau_documents() {
+    let cases = [
+        ("('hello world'):find('o w')", "5 7"),
+        ("('a.b'):find('.', 1, true)", "2 2"),
+        ("('a.b'):find('%.')", "2 2"),
+        ("('abcabc'):find('c', -2)", "6 6"),
+        ("('abc'):find('', 10)", "nil"),
+        ("('abc'):find('', 4)", "4 3"),
+        ("('abc'):find('b', -10)", "2 2"),
+        ("('abc'):find('x')", "nil"),
+        ("table.concat(('a,b,,c'):split(), '|')", "a|b||c"),
+        ("table.concat(('a::b'):split('::'), '|')", "a|b"),
+        ("#('abc'):split('')", "4"),
+        ("table.concat((''):split(','), '|')", ""),
+        ("(function() local t = {'b', 'c', 'a'} table.sort(t) return table.concat(t) end)()", "abc"),
+        ("(function() local t = {3, 1, 2} table.sort(t, function(x, y) return x > y end) return table.concat(t) end)()", "321"),
+        ("select(2, pcall(table.sort, {1, 'a'}))", "error"),
+    ];
+    for (expr, want) in cases {
+        let site = Site::new();
+        site.write(
+            "t.lua",
+            &format!("function handle() local r = {{ {expr} }} for i = 1, #r do r[i] = tostring(r[i]) end if #r == 0 then return 'nil' end local s = table.concat(r, ' ') if s:find('attempt to compare', 1, true) then return 'error' end return s end"),
+        );
+        assert_eq!(cmd(&site.engine(), "t", "").unwrap().as_deref(), Some(want), "{expr}");
+    }
+}

@@ -95,8 +95,14 @@ impl HostModule for HttpModule {
                     (Ok(url), Ok(headers)) => (url, headers),
                     (Err(e), _) | (_, Err(e)) => return reply(lua, Err(e.into())),
                 };
-                let body = body.map(|b| b.as_bytes().to_vec()).unwrap_or_default();
-                Budget::of(lua).charge(body.len())?;
+                let body = match body {
+                    Some(b) => {
+                        let bytes = b.as_bytes();
+                        Budget::of(lua).charge(bytes.len())?;
+                        bytes.to_vec()
+                    }
+                    None => Vec::new(),
+                };
                 let request = Request { url, body: Some(body), headers };
                 reply(lua, run(lua, &client, request)?)
             })?,

@@ -18,10 +18,10 @@ pub struct Rows {
 }
 
 impl Rows {
-    /// Roughly the bytes the rows take: names and values, as counted against the result cap.
+    /// The host bytes the rows take: each value's slot and its text or blob.
     pub fn bytes(&self) -> usize {
-        let names: usize = self.columns.iter().map(String::len).sum();
-        self.rows.iter().map(|row| names + row.iter().map(value::size).sum::<usize>()).sum()
+        let slot = std::mem::size_of::<Sql>();
+        self.rows.iter().map(|row| row.iter().map(|v| slot + value::size(v)).sum::<usize>()).sum()
     }
 }
 
@@ -58,7 +58,8 @@ impl Store {
                 let mut values = Vec::with_capacity(columns.len());
                 for (i, name) in columns.iter().enumerate() {
                     let v = value::column(row, i).map_err(StoreError::Sql)?;
-                    bytes += name.len() + value::size(&v);
+                    // The host's copy: a value slot each, and its text or blob.
+                    bytes += name.len() + std::mem::size_of::<Sql>() + value::size(&v);
                     values.push(v);
                 }
                 if bytes > MAX_RESULT_BYTES {
