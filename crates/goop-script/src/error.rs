@@ -31,7 +31,9 @@ pub enum Error {
         script: String,
         /// The error message, usually prefixed with `file:line:`.
         message: String,
-        /// A short Lua traceback, for the owner's log.
+        /// A short Lua traceback, for the owner's log, when a host function failed. An error the
+        /// script raised itself has none (building one would double the cost of bad input);
+        /// its message names the file and line.
         traceback: String,
     },
     /// The script ran past its deadline.

@@ -85,6 +85,8 @@ pub(crate) struct Vm {
     self_peer: Table,
     /// What a cached chunk keeps as its environment between calls: empty, read-only.
     idle_env: Table,
+    /// Luau's own `pcall`, through which entry points run.
+    pcall: Function,
     cache: HashMap<u64, Function>,
     /// Per scope (commands, data functions): caller id → (label, that caller's `goop`).
     goop_cache: [HashMap<String, (String, Table)>; 2],
@@ -110,6 +112,7 @@ impl Vm {
             }
         }
         lua.sandbox(true)?;
+        let pcall: Function = globals.raw_get("pcall")?;
         let env_meta = frozen_index(&lua, globals)?;
         let self_peer = peer_table(&lua, &setup.local)?;
         let goop_meta_commands = frozen_index(&lua, freeze(commands_base)?)?;
@@ -142,6 +145,7 @@ impl Vm {
             goop_meta_functions,
             self_peer,
             idle_env,
+            pcall,
             cache: HashMap::new(),
             goop_cache: Default::default(),
             timeout: setup.timeout,
@@ -241,7 +245,7 @@ impl Vm {
             }),
             Entry::Handle(args) => {
                 let handle: Function = env.raw_get("handle")?;
-                match handle.call::<Value>(args)? {
+                match self.protected(&handle, args)? {
                     Value::Nil => Ok(Output::Reply(None)),
                     // Only what a reply can hold is copied; the engine cuts it with a marker.
                     Value::String(s) => {
@@ -271,7 +275,7 @@ impl Vm {
                 };
                 request.raw_set("params", params)?;
                 request.raw_set("function", script.name.as_str())?;
-                let result = call.call::<Value>(request)?;
+                let result = self.protected(&call, request)?;
                 let json = json::to_json(&result, &mut Budget::of(lua)).map_err(|e| match e {
                     ConvertError::Invalid(m) => RunError::Result(m),
                     stop => RunError::Lua(stop.into()),
@@ -283,6 +287,34 @@ impl Vm {
                 Ok(Output::Result(json))
             }
         }
+    }
+
+    /// Calls an entry point through Luau's `pcall`, so an error the script raises comes back as
+    /// its value: no traceback string is built (the message names file and line), and only
+    /// what is kept of it is copied. Host errors and limits come back as mlua's errors.
+    fn protected(&self, entry: &Function, arg: impl mlua::IntoLua) -> Result<Value, RunError> {
+        let (ok, value): (bool, Value) = self.pcall.call((entry, arg))?;
+        if ok {
+            return Ok(value);
+        }
+        Err(RunError::Lua(match value {
+            Value::Error(e) => *e,
+            Value::String(s) => {
+                let bytes = s.as_bytes();
+                mlua::Error::RuntimeError(String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ERROR_BYTES)]).into())
+            }
+            v @ (Value::Number(_) | Value::Integer(_) | Value::Boolean(_) | Value::Nil) => {
+                mlua::Error::RuntimeError(v.to_string()?)
+            }
+            // A table raised as an error reaches the caller as its JSON, when it has a short one.
+            Value::Table(t) => match json::to_json_text(&Value::Table(t), &mut Budget::of(&self.lua)) {
+                Ok(text) if text.len() <= MAX_ERROR_BYTES => {
+                    mlua::Error::RuntimeError(String::from_utf8_lossy(&text).into_owned())
+                }
+                _ => mlua::Error::RuntimeError("script raised a table as its error".into()),
+            },
+            other => mlua::Error::RuntimeError(format!("script raised a {} as its error", other.type_name())),
+        }))
     }
 
     /// `goop` for a call: `peer` and `self`, then the shared API through `__index`.
@@ -389,6 +421,9 @@ const VALUE_TYPES: [&str; 5] = ["table", "function", "userdata", "thread", "buff
 /// `text` with every `table: 0x55d0…`-style address cut to its type name: addresses tell a
 /// caller about the host's memory and nothing about the error.
 fn scrub_addresses(text: &str) -> String {
+    if !text.contains(": 0x") && !text.contains(": 0X") {
+        return text.to_string();
+    }
     // Luau writes an address as `0x` and 16 hex digits; `upper()` may have changed the case.
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());

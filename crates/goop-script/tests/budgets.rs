@@ -135,13 +135,15 @@ fn error_values_never_show_memory_addresses() {
     let site = Site::new();
     site.write("tbl.lua", "function handle() error({ code = 42 }) end");
     site.write("fn.lua", "function handle() error(print) end");
+    site.write("cyc.lua", "function handle() local t = {} t.t = t error(t) end");
     site.write("txt.lua", "function handle() error('got ' .. tostring({}) .. ' and ' .. tostring(print)) end");
     let engine = site.engine();
     let shown: Vec<String> =
-        ["tbl", "fn", "txt"].iter().map(|n| cmd(&engine, n, "").unwrap_err().to_string()).collect();
-    assert_eq!(shown[0], "script raised a table as its error");
+        ["tbl", "fn", "txt", "cyc"].iter().map(|n| cmd(&engine, n, "").unwrap_err().to_string()).collect();
+    assert_eq!(shown[0], r#"{"code":42}"#, "a table raised reaches the caller as its JSON");
     assert_eq!(shown[1], "script raised a function as its error");
     assert_eq!(shown[2], "txt.lua:1: got table and function");
+    assert_eq!(shown[3], "script raised a table as its error", "no JSON form: a plain word");
     site.write(
         "glued.lua",
         "function handle() error(tostring(print) .. tostring(goop.json.encode) .. tostring({}):upper()) end",

@@ -109,10 +109,9 @@ fn runtime_errors_name_script_and_line() {
     );
     let err = call(&site.engine(), "fail", serde_json::json!({"v": 7})).unwrap_err();
     match &err {
-        Error::Runtime { script, message, traceback } => {
+        Error::Runtime { script, message, .. } => {
             assert_eq!(script, "fail");
             assert_eq!(message, "functions/fail.lua:3: bad input: 7");
-            assert!(traceback.contains("fail.lua"), "{traceback}");
         }
         other => panic!("expected a runtime error, got {other}"),
     }

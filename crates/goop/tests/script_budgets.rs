@@ -32,6 +32,14 @@ fn a_peer_survives_host_work_bombs_within_its_limits() {
     write("decode", "function call() return #goop.json.decode('[' .. string.rep('[],', 400000) .. '[]]') end");
     write("tblerr", "function call() error({ code = 42 }) end");
     write("kvbad", "function call() return goop.kv.get('a') end");
+    // Big text the host used to copy whole (3 times over for invalid UTF-8) before cutting it.
+    write("ebig", "function call() error(string.rep('\\255', 2000000), 0) end");
+    write("logbig", "function call() local s = string.rep('a', 9e6) goop.log.warn(setmetatable({}, { __tostring = function() return s end })) return 1 end");
+    std::fs::write(
+        host_dir.path().join("site/lua/bigreply.lua"),
+        "function handle() return string.rep('\\255', 9000000) end",
+    )
+    .unwrap();
     std::fs::create_dir_all(host_dir.path().join("site/lua/.state")).unwrap();
     std::fs::write(host_dir.path().join("site/lua/.state/kvbad.json"), "{ broken").unwrap();
     let host = run(host_dir.path());
@@ -51,17 +59,27 @@ fn a_peer_survives_host_work_bombs_within_its_limits() {
         // client's own start and dial included).
         assert!(took < Duration::from_secs(5), "{name}: {took:?}");
     }
-    // Eight at once, from two callers (each holds at most 4 of the 16 workers).
-    let other = folder("Bo");
-    let callers: Vec<_> = (0..8)
-        .map(|i| {
-            let addr = host.addr.clone();
-            let dir = if i % 2 == 0 { v.to_string() } else { other.path().to_str().unwrap().to_string() };
-            std::thread::spawn(move || stdout(&goop(&["call", "--peer", &addr, "--dir", &dir, "encode"])))
-        })
-        .collect();
-    for c in callers {
-        assert!(c.join().unwrap().contains("exceeded its memory limit of 10 MB"));
+    // Eight of each at once, from four callers (each holds at most 4 of the 16 workers).
+    let others: Vec<_> = (0..3).map(|i| folder(&format!("o{i}"))).collect();
+    let mut dirs = vec![v.to_string()];
+    dirs.extend(others.iter().map(|o| o.path().to_str().unwrap().to_string()));
+    for (args, want) in [
+        (["call", "encode"], "exceeded its memory limit of 10 MB"),
+        (["call", "ebig"], "\u{fffd}"),
+        (["call", "logbig"], r#"{"ok":true,"result":1}"#),
+        (["cmd", "!bigreply"], "[reply truncated]"),
+    ] {
+        let callers: Vec<_> = (0..8)
+            .map(|i| {
+                let (addr, dir) = (host.addr.clone(), dirs[i % 4].clone());
+                std::thread::spawn(move || stdout(&goop(&[args[0], "--peer", &addr, "--dir", &dir, args[1]])))
+            })
+            .collect();
+        for c in callers {
+            let out = c.join().unwrap();
+            assert!(out.contains(want), "{args:?}: {}", &out[..out.len().min(200)]);
+            assert!(out.len() < 8 * 1024, "{args:?}: {} bytes", out.len());
+        }
     }
     // A peer whose scripts may hold 10 MB each (plus as much again of host copies) stays far
     // below what the expansions asked for (2^22 leaves, several GB each).
@@ -70,7 +88,7 @@ fn a_peer_survives_host_work_bombs_within_its_limits() {
     assert!(peak < before + 200, "peak {peak} MB, {before} MB before the bombs");
 
     let shown = stdout(&goop(&["call", "--peer", &host.addr, "--dir", v, "tblerr"]));
-    assert_eq!(shown, "{\"ok\":false,\"error\":\"script raised a table as its error\"}\n");
+    assert_eq!(shown, "{\"ok\":false,\"error\":\"{\\\"code\\\":42}\"}\n", "the table's JSON, no address");
     let shown = stdout(&goop(&["call", "--peer", &host.addr, "--dir", v, "kvbad"]));
     assert_eq!(shown, "{\"ok\":false,\"error\":\"kv store of kvbad is unreadable\"}\n");
 }
