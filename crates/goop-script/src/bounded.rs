@@ -4,8 +4,9 @@
 //! functions can spend far longer than a call's timeout in one C loop on a few MB of input:
 //! `string.find` with a plain needle and `string.split` compare the needle at every position
 //! (O(n·m)), and `table.sort` compares long strings with a shared prefix O(n log n) times. Here
-//! the first two search with `memchr::memmem` (linear) and `table.sort` calls a Lua comparator,
-//! so the deadline is checked at every comparison.
+//! the first two search with `memchr::memmem` (linear) and `table.sort` always compares through a
+//! Lua function (a C comparator such as `table.find` would run unchecked too), so the deadline is
+//! checked at every comparison.
 
 use memchr::memmem;
 use mlua::{Function, Lua, LuaString, MultiValue, Table, Value};
@@ -28,7 +29,14 @@ pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     let table: Table = globals.raw_get("table")?;
     let sort: Function = table.raw_get("sort")?;
     let sort = lua
-        .load("local sort = ... return function(t, lt) return sort(t, lt or function(a, b) return a < b end) end")
+        .load(
+            "local sort = ... \
+             local function less(a, b) return a < b end \
+             return function(t, lt) \
+                 if lt == nil then return sort(t, less) end \
+                 return sort(t, function(a, b) return lt(a, b) end) \
+             end",
+        )
         .set_name("=table.sort")
         .call::<Function>(sort)?;
     table.raw_set("sort", sort)
