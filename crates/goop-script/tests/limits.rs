@@ -176,7 +176,9 @@ fn library_loops_keep_the_deadline() {
         "local a, b = string.rep('x', 2300000), string.rep('x', 2300001) local t = table.create(290000, a) for i = 2, 290000, 2 do t[i] = b end table.sort(t)",
     );
     // A C function as the comparator: each comparison scans a 600,000-slot table.
-    assert_times_out("local big = table.create(600000, 0) local t = table.create(20000, big) table.sort(t, table.find)");
+    assert_times_out(
+        "local big = table.create(600000, 0) local t = table.create(20000, big) table.sort(t, table.find)",
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub mod budget;
 pub mod data;
 pub mod db;
 mod error;
+mod functions;
 pub mod guard;
 pub mod own;
 pub mod policy;

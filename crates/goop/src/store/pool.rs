@@ -5,7 +5,7 @@
 
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::limits::Limit;
@@ -20,6 +20,14 @@ pub const CONNECTIONS: usize = 8;
 pub const MAX_VALUE_BYTES: i32 = 4 * 1024 * 1024;
 /// Longest SQL text of one statement.
 pub const MAX_SQL_BYTES: i32 = 256 * 1024;
+/// Longest LIKE or GLOB pattern: matching costs up to its length at every position.
+pub const MAX_LIKE_PATTERN_BYTES: i32 = 1024;
+/// SQLite's heap in this process, every connection together. A statement that would need more
+/// fails with "out of memory": no query can take the host's memory (a 4 KB `where` of 250
+/// `randomblob(4e6)` arguments asked for 1 GB).
+pub const MAX_SQLITE_HEAP_BYTES: i64 = 128 * 1024 * 1024;
+
+static HEAP_LIMIT: Once = Once::new();
 
 #[derive(Debug)]
 pub struct Pool {
@@ -61,15 +69,21 @@ impl Pool {
 /// Opens one connection with goop's settings.
 pub fn connect(path: &Path) -> Result<Connection, StoreError> {
     let open = |source| StoreError::Open { path: path.to_path_buf(), source };
+    // SAFETY: sets a process-wide limit; SQLite allows it at any time, from any thread.
+    HEAP_LIMIT.call_once(|| unsafe {
+        rusqlite::ffi::sqlite3_hard_heap_limit64(MAX_SQLITE_HEAP_BYTES);
+    });
     let conn = Connection::open(path).map_err(open)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(open)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(open)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(open)?;
     conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES).map_err(open)?;
     conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES).map_err(open)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, MAX_LIKE_PATTERN_BYTES).map_err(open)?;
     // No other database files, whatever a statement says.
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(open)?;
     super::own::register(&conn).map_err(open)?;
+    super::functions::register(&conn).map_err(open)?;
     Ok(conn)
 }
 

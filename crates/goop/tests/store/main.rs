@@ -3,6 +3,7 @@
 //! Helpers and fixtures here; the tests by topic in the modules below.
 
 mod budgets;
+mod costs;
 mod db;
 mod floods;
 mod own;
