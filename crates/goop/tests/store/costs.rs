@@ -45,3 +45,19 @@ fn a_where_cannot_make_sqlite_take_the_hosts_memory() {
     let answer = data(&store, VISITOR, json!({"op": "query", "table": "notes", "limit": 1}));
     assert_eq!(answer["ok"], json!(true), "{answer}");
 }
+
+#[test]
+fn a_script_query_gets_the_same_walls() {
+    let (dir, store) = store();
+    let engine = engine(dir.path(), &store, Duration::from_secs(5));
+    let visitor = goop_script::Peer::new(VISITOR, "Ann");
+    let run = |sql: &str| engine.call(&visitor, "sql", &json!({"fn": "scalar", "sql": sql})).unwrap();
+    let start = Instant::now();
+    let found = run("SELECT instr(hex(zeroblob(1000000)), hex(zeroblob(500000)) || '1')");
+    assert_eq!(found, json!({"ok": true, "value": 0}));
+    // 18 s against a 5 s timeout before.
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    let args = vec!["randomblob(4e6)"; 200].join(", ");
+    let big = run(&format!("SELECT length(max({args}))"));
+    assert!(big["error"].as_str().is_some_and(|e| e.contains("out of memory")), "{big}");
+}
