@@ -173,6 +173,7 @@ fn one_caller_holds_at_most_its_share_of_the_workers() {
     config.workers = 4;
     config.workers_per_caller = 1;
     config.busy_wait = Duration::from_millis(200);
+    config.timeout = Duration::from_secs(3);
     let engine = Arc::new(Engine::new(config).unwrap());
     let hog = Peer::new("12D3KooWHog", "hog");
     let refused = Arc::new(AtomicUsize::new(0));
@@ -188,10 +189,10 @@ fn one_caller_holds_at_most_its_share_of_the_workers() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(100));
-    // The hog's calls take 1 s each; another caller is served at once meanwhile.
+    // The hog's call takes 3 s; another caller is served at once meanwhile.
     let start = Instant::now();
     assert_eq!(cmd(&engine, "ok", "").unwrap().as_deref(), Some("fine"));
-    assert!(start.elapsed() < Duration::from_millis(500), "{:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
     for s in spinners {
         s.join().unwrap();
     }
@@ -204,7 +205,9 @@ fn five_identities_holding_workers_cannot_lock_out_a_sixth() {
     let site = Site::new();
     site.write("spin.lua", "function handle() while true do end end");
     site.write("ok.lua", "function handle() return 'fine' end");
-    let engine = Arc::new(Engine::new(site.config()).unwrap()); // 16 workers, 4 per caller
+    let mut config = site.config(); // 16 workers, 4 per caller
+    config.timeout = Duration::from_secs(3);
+    let engine = Arc::new(Engine::new(config).unwrap());
     let spinners: Vec<_> = (0..20)
         .map(|i| {
             let engine = engine.clone();
@@ -215,10 +218,11 @@ fn five_identities_holding_workers_cannot_lock_out_a_sixth() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(200));
-    // 20 calls that take 1 s each hold at most 14 workers: 2 of 16 wait for callers holding none.
+    // 20 calls that take 3 s each hold at most 14 workers: 2 of 16 wait for callers holding none.
+    // (Waiting for a hog's worker would take seconds.)
     let start = Instant::now();
     assert_eq!(cmd(&engine, "ok", "").unwrap().as_deref(), Some("fine"));
-    assert!(start.elapsed() < Duration::from_millis(300), "the sixth waited {:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_millis(1500), "the sixth waited {:?}", start.elapsed());
     for s in spinners {
         s.join().unwrap();
     }
