@@ -1,6 +1,7 @@
 //! The engine: owns the registry, the VM pool and the limits, and runs invocations.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -293,7 +294,10 @@ impl Shared {
             runs.invocations += 1;
             if let Err(e) = &out {
                 runs.errors += 1;
-                runs.last_error = Some(e.to_string());
+                // Written over the last one's text: no allocation on a script's error path.
+                let last = runs.last_error.get_or_insert_with(String::new);
+                last.clear();
+                let _ = write!(last, "{e}");
             }
         }
         out

@@ -346,11 +346,11 @@ impl Vm {
             return Error::Memory { script: script.name.clone(), limit_mb: self.max_memory_mb };
         }
         let (message, traceback) = message_and_traceback(e);
-        let message = match scrub_addresses(&message) {
+        let message = match scrub_addresses(message) {
             word if VALUE_TYPES.contains(&word.as_str()) => format!("script raised a {word} as its error"),
             message => message,
         };
-        Error::Runtime { script: script.name.clone(), message, traceback: scrub_addresses(&traceback) }
+        Error::Runtime { script: script.name.clone(), message, traceback: scrub_addresses(traceback) }
     }
 }
 
@@ -420,9 +420,9 @@ const VALUE_TYPES: [&str; 5] = ["table", "function", "userdata", "thread", "buff
 
 /// `text` with every `table: 0x55d0…`-style address cut to its type name: addresses tell a
 /// caller about the host's memory and nothing about the error.
-fn scrub_addresses(text: &str) -> String {
+fn scrub_addresses(text: String) -> String {
     if !text.contains(": 0x") && !text.contains(": 0X") {
-        return text.to_string();
+        return text;
     }
     // Luau writes an address as `0x` and 16 hex digits; `upper()` may have changed the case.
     let lower = text.to_ascii_lowercase();
@@ -497,13 +497,16 @@ mod tests {
 
     #[test]
     fn addresses_are_scrubbed_to_type_names() {
-        assert_eq!(scrub_addresses("table: 0x7fd6a8c0e2f0"), "table");
+        assert_eq!(scrub_addresses("table: 0x7fd6a8c0e2f0".to_string()), "table");
         assert_eq!(
-            scrub_addresses("t.lua:3: got function: 0x55d0 and userdata: 0xABCDEF!"),
+            scrub_addresses("t.lua:3: got function: 0x55d0 and userdata: 0xABCDEF!".to_string()),
             "t.lua:3: got function and userdata!"
         );
-        assert_eq!(scrub_addresses("value: 0x10 stays; table: 0x"), "value: 0x10 stays; table: 0x");
-        assert_eq!(scrub_addresses("function: 0x00007f4d74188a80function: 0x00007f4d74188a90!"), "functionfunction!");
-        assert_eq!(scrub_addresses("xTABLE: 0X00007F4D74168370"), "xTABLE");
+        assert_eq!(scrub_addresses("value: 0x10 stays; table: 0x".to_string()), "value: 0x10 stays; table: 0x");
+        assert_eq!(
+            scrub_addresses("function: 0x00007f4d74188a80function: 0x00007f4d74188a90!".to_string()),
+            "functionfunction!"
+        );
+        assert_eq!(scrub_addresses("xTABLE: 0X00007F4D74168370".to_string()), "xTABLE");
     }
 }
