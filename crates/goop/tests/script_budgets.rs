@@ -7,15 +7,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Peak resident memory of a process, in MB (`VmHWM` in `/proc/<pid>/status`).
+/// Peak resident memory of a process, in MB.
 fn peak_rss_mb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb / 1024
+    peak_memory_kib(pid) / 1024
 }
 
 const BOMB: &str = "local t = {1} for i = 1, 22 do t = {t, t} end";
