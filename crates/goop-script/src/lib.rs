@@ -30,6 +30,7 @@ mod budget;
 mod config;
 mod engine;
 mod error;
+mod failure;
 mod invocation;
 mod module;
 mod pool;

@@ -18,6 +18,7 @@ use crate::api::{kv, log};
 use crate::budget::Budget;
 use crate::engine::{Params, MAX_REPLY_BYTES};
 use crate::error::Error;
+use crate::failure;
 use crate::invocation::{Extensions, Invocation, Peer};
 use crate::module::{HostModule, Scope};
 use crate::sandbox;
@@ -28,12 +29,6 @@ const CACHE_LIMIT: usize = 512;
 
 /// Most callers whose `goop` table a VM keeps per scope.
 const GOOP_CACHE_LIMIT: usize = 256;
-
-/// Lines of Lua traceback kept in a runtime error.
-const TRACEBACK_LINES: usize = 6;
-
-/// Longest error message kept (for the caller, the log and the dashboard), in bytes.
-const MAX_ERROR_BYTES: usize = 1024;
 
 /// Largest result a data function may return, in bytes of JSON.
 pub const MAX_RESULT_BYTES: usize = 1024 * 1024;
@@ -194,7 +189,7 @@ impl Vm {
         let (out, reusable) = match result {
             _ if timed_out => (Err(Error::Timeout { script: script.name.clone(), limit: self.timeout }), false),
             Ok(out) => (Ok(out), true),
-            Err(RunError::Lua(e)) => (Err(self.classify(script, &e)), is_plain_script_error(&e)),
+            Err(RunError::Lua(e)) => (Err(self.classify(script, &e)), failure::is_plain_script_error(&e)),
             Err(RunError::Result(message)) => (Err(Error::BadResult { script: script.name.clone(), message }), true),
         };
         self.reusable = reusable;
@@ -301,14 +296,16 @@ impl Vm {
             Value::Error(e) => *e,
             Value::String(s) => {
                 let bytes = s.as_bytes();
-                mlua::Error::RuntimeError(String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ERROR_BYTES)]).into())
+                mlua::Error::RuntimeError(
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(failure::MAX_ERROR_BYTES)]).into(),
+                )
             }
             v @ (Value::Number(_) | Value::Integer(_) | Value::Boolean(_) | Value::Nil) => {
                 mlua::Error::RuntimeError(v.to_string()?)
             }
             // A table raised as an error reaches the caller as its JSON, when it has a short one.
             Value::Table(t) => match json::to_json_text(&Value::Table(t), &mut Budget::of(&self.lua)) {
-                Ok(text) if text.len() <= MAX_ERROR_BYTES => {
+                Ok(text) if text.len() <= failure::MAX_ERROR_BYTES => {
                     mlua::Error::RuntimeError(String::from_utf8_lossy(&text).into_owned())
                 }
                 _ => mlua::Error::RuntimeError("script raised a table as its error".into()),
@@ -342,15 +339,10 @@ impl Vm {
     }
 
     fn classify(&self, script: &Script, e: &mlua::Error) -> Error {
-        if is_memory_error(e) {
+        if failure::is_memory_error(e) {
             return Error::Memory { script: script.name.clone(), limit_mb: self.max_memory_mb };
         }
-        let (message, traceback) = message_and_traceback(e);
-        let message = match scrub_addresses(message) {
-            word if VALUE_TYPES.contains(&word.as_str()) => format!("script raised a {word} as its error"),
-            message => message,
-        };
-        Error::Runtime { script: script.name.clone(), message, traceback: scrub_addresses(traceback) }
+        failure::runtime_error(&script.name, e)
     }
 }
 
@@ -362,91 +354,6 @@ enum RunError {
 impl From<mlua::Error> for RunError {
     fn from(e: mlua::Error) -> Self {
         RunError::Lua(e)
-    }
-}
-
-/// The script's own message, without mlua's "runtime error: " prefix.
-/// The script's message (without mlua's "runtime error: " prefix) and the first lines of the
-/// traceback, each cut to a bound however long the script made them.
-fn message_and_traceback(e: &mlua::Error) -> (String, String) {
-    match e {
-        mlua::Error::RuntimeError(m) => split_traceback(m),
-        mlua::Error::CallbackError { cause, traceback } => {
-            let (message, inner) = message_and_traceback(cause);
-            let traceback = if inner.is_empty() { split_traceback(traceback).1 } else { inner };
-            (message, traceback)
-        }
-        mlua::Error::WithContext { cause, .. } => message_and_traceback(cause),
-        other => split_traceback(&other.to_string()),
-    }
-}
-
-fn split_traceback(text: &str) -> (String, String) {
-    let (message, traceback) = match text.find("stack traceback:") {
-        Some(at) => (&text[..at], &text[at + "stack traceback:".len()..]),
-        None => (text, ""),
-    };
-    let lines: Vec<&str> =
-        traceback.lines().filter(|l| !l.trim().is_empty()).take(TRACEBACK_LINES).map(|l| cut(l, 200)).collect();
-    (cut(message.trim(), MAX_ERROR_BYTES).to_string(), lines.join("\n"))
-}
-
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn cut(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// Whether a failed call left the Lua state as sound as a finished one: the script raised an
-/// error, or called a function wrongly. Limits, stack overflows, failing error handlers and
-/// anything mlua reports about its own state are not plain.
-fn is_plain_script_error(e: &mlua::Error) -> bool {
-    match e {
-        mlua::Error::RuntimeError(m) => !m.contains("stack overflow") && !m.contains("error in error handling"),
-        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => {
-            is_plain_script_error(cause)
-        }
-        mlua::Error::BadArgument { cause, .. } => is_plain_script_error(cause),
-        mlua::Error::FromLuaConversionError { .. } | mlua::Error::ExternalError(_) => true,
-        _ => false,
-    }
-}
-
-/// Lua types whose `tostring` shows a memory address.
-const VALUE_TYPES: [&str; 5] = ["table", "function", "userdata", "thread", "buffer"];
-
-/// `text` with every `table: 0x55d0…`-style address cut to its type name: addresses tell a
-/// caller about the host's memory and nothing about the error.
-fn scrub_addresses(text: String) -> String {
-    if !text.contains(": 0x") && !text.contains(": 0X") {
-        return text;
-    }
-    // Luau writes an address as `0x` and 16 hex digits; `upper()` may have changed the case.
-    let lower = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut from = 0;
-    let mut search = 0;
-    while let Some(found) = lower[search..].find(": 0x") {
-        let at = search + found;
-        let hex = lower[at + 4..].bytes().take(16).take_while(u8::is_ascii_hexdigit).count();
-        if hex > 0 && VALUE_TYPES.iter().any(|t| lower[..at].ends_with(t)) {
-            out.push_str(&text[from..at]);
-            from = at + 4 + hex;
-        }
-        search = at + 4;
-    }
-    out.push_str(&text[from..]);
-    out
-}
-
-fn is_memory_error(e: &mlua::Error) -> bool {
-    match e {
-        mlua::Error::MemoryError(_) => true,
-        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => is_memory_error(cause),
-        other => other.to_string().contains("not enough memory"),
     }
 }
 
@@ -489,24 +396,4 @@ fn frozen_index(lua: &Lua, target: Table) -> mlua::Result<Table> {
     meta.raw_set("__metatable", false)?;
     meta.set_readonly(true);
     Ok(meta)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_are_scrubbed_to_type_names() {
-        assert_eq!(scrub_addresses("table: 0x7fd6a8c0e2f0".to_string()), "table");
-        assert_eq!(
-            scrub_addresses("t.lua:3: got function: 0x55d0 and userdata: 0xABCDEF!".to_string()),
-            "t.lua:3: got function and userdata!"
-        );
-        assert_eq!(scrub_addresses("value: 0x10 stays; table: 0x".to_string()), "value: 0x10 stays; table: 0x");
-        assert_eq!(
-            scrub_addresses("function: 0x00007f4d74188a80function: 0x00007f4d74188a90!".to_string()),
-            "functionfunction!"
-        );
-        assert_eq!(scrub_addresses("xTABLE: 0X00007F4D74168370".to_string()), "xTABLE");
-    }
 }
