@@ -84,7 +84,7 @@ fn split(lua: &Lua, (s, separator): (LuaString, Option<LuaString>)) -> mlua::Res
     let budget = Budget::of(lua);
     let push = |piece: &[u8]| -> mlua::Result<()> {
         let n = pieces.raw_len() + 1;
-        if n % SPLIT_CLOCK_EVERY == 0 {
+        if n.is_multiple_of(SPLIT_CLOCK_EVERY) {
             budget.check_time()?;
         }
         pieces.raw_set(n, lua.create_string(piece)?)

@@ -74,7 +74,7 @@ impl Budget {
     pub fn charge(&mut self, bytes: usize) -> Result<(), Exceeded> {
         self.left = self.left.checked_sub(bytes).ok_or(Exceeded::Memory)?;
         self.charges += 1;
-        if self.charges % CLOCK_EVERY == 0 {
+        if self.charges.is_multiple_of(CLOCK_EVERY) {
             self.check_time()?;
         }
         Ok(())

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value as Json;
 
-use crate::api::kv::KvStore;
+use crate::api::kv_store::KvStore;
 use crate::config::Config;
 use crate::error::{Error, LoadError};
 use crate::invocation::{Extensions, Peer};

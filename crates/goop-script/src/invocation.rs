@@ -7,6 +7,8 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::script::Origin;
+
 /// A peer as scripts see it: `goop.peer` (the caller) and `goop.self` (this peer).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
@@ -55,6 +57,8 @@ impl std::fmt::Debug for Extensions {
 pub struct Invocation {
     pub(crate) caller: Peer,
     pub(crate) script: String,
+    /// A command's or a data function's: the same name is two scripts.
+    pub(crate) origin: Origin,
     pub(crate) deadline: Instant,
     /// The VM's allocator limit for this call, in bytes (what it held at the start plus the
     /// script's memory limit); host work is charged against what is left of it.

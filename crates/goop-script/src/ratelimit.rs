@@ -55,7 +55,7 @@ impl RateLimits {
         if let Some(per_minute) = NonZeroU32::new(script_limit.unwrap_or(self.per_caller)) {
             let limiter = self.keyed_limiter(per_minute);
             let key = self.hasher.hash_one((caller, script));
-            let periodic = self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0;
+            let periodic = self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY);
             if periodic || (limiter.len() > MAX_TRACKED && self.sweep_due()) {
                 limiter.retain_recent();
                 limiter.shrink_to_fit();

@@ -14,6 +14,7 @@ use mlua::{Function, Lua, Table, Value, VmState};
 use serde_json::Value as Json;
 
 use crate::api::json::{self, ConvertError};
+use crate::api::kv_store::KvStore;
 use crate::api::{kv, log};
 use crate::budget::Budget;
 use crate::engine::{Params, MAX_REPLY_BYTES};
@@ -40,7 +41,7 @@ const IDLE_SLACK_BYTES: usize = 256 * 1024;
 /// What every VM gets from the engine.
 pub(crate) struct VmSetup {
     pub commands: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
-    pub kv: Option<Arc<kv::KvStore>>,
+    pub kv: Option<Arc<KvStore>>,
     pub modules: Vec<Arc<dyn HostModule>>,
     pub local: Peer,
     pub timeout: Duration,
@@ -175,8 +176,14 @@ impl Vm {
         self.clock.deadline.store(nanos, Ordering::Relaxed);
         let memory_limit = self.lua.used_memory().saturating_add(self.max_memory);
         let _ = self.lua.set_memory_limit(memory_limit);
-        let invocation =
-            Invocation { caller: caller.clone(), script: script.name.clone(), deadline, memory_limit, extensions };
+        let invocation = Invocation {
+            caller: caller.clone(),
+            script: script.name.clone(),
+            origin: script.origin,
+            deadline,
+            memory_limit,
+            extensions,
+        };
         self.lua.set_app_data(invocation);
 
         let result = self.run_inner(script, entry, caller);

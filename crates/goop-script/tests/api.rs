@@ -94,7 +94,8 @@ fn kv_persists_per_script_across_engines() {
     assert_eq!(call(&engine, "other", json!({"key": "k"})).unwrap(), json!([]), "kv is per script");
     call(&engine, "store", json!({"del": true, "key": "k"})).unwrap();
     assert_eq!(call(&engine, "store", json!({"key": "k"})).unwrap(), json!([]));
-    let file = std::fs::read_to_string(site.path().join(".state/store.json")).unwrap();
+    // A data function's store: `.state/functions/NAME.json` (a command's is `.state/NAME.json`).
+    let file = std::fs::read_to_string(site.path().join(".state/functions/store.json")).unwrap();
     assert_eq!(file, "{}");
 }
 
@@ -188,4 +189,43 @@ fn data_function_modules_are_hidden_from_commands() {
     let engine = goop_script::Engine::with_modules(site.config(), vec![Arc::new(Db)]).unwrap();
     assert_eq!(cmd(&engine, "both", "").unwrap().as_deref(), Some("nil"));
     assert_eq!(call(&engine, "both", json!({})).unwrap(), json!({"v": 42}));
+}
+
+#[test]
+fn kv_incr_loses_no_increment_across_threads_and_engines() {
+    let site = Site::new();
+    site.write("functions/count.lua", "function call() return goop.kv.incr('n') end");
+    // Two engines on one folder stand for two processes: nothing is shared but the files.
+    let engines = [std::sync::Arc::new(site.engine()), std::sync::Arc::new(site.engine())];
+    let workers: Vec<_> = (0..8)
+        .map(|i| {
+            let engine = engines[i % 2].clone();
+            std::thread::spawn(move || {
+                (0..50).map(|_| call(&engine, "count", json!({})).unwrap().as_i64().unwrap()).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut seen: Vec<i64> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    seen.sort_unstable();
+    // 400 acknowledged increments: every one counted, each answered with its own number.
+    assert_eq!(seen, (1..=400).collect::<Vec<_>>());
+    let file = std::fs::read_to_string(site.path().join(".state/functions/count.json")).unwrap();
+    assert_eq!(file, r#"{"n":400}"#);
+}
+
+#[test]
+fn kv_sees_a_hand_edit_and_incr_refuses_what_is_not_a_number() {
+    let site = Site::new();
+    site.write(
+        "functions/kv.lua",
+        "function call(r) if r.params.by then return goop.kv.incr('n', r.params.by) end return goop.kv.get('n') end",
+    );
+    let engine = site.engine();
+    assert_eq!(call(&engine, "kv", json!({"by": 2.5})).unwrap(), json!(2.5));
+    std::fs::write(site.path().join(".state/functions/kv.json"), r#"{"n": 10}"#).unwrap();
+    assert_eq!(call(&engine, "kv", json!({})).unwrap(), json!(10), "the running engine reads the edit");
+    assert_eq!(call(&engine, "kv", json!({"by": -3})).unwrap(), json!(7));
+    std::fs::write(site.path().join(".state/functions/kv.json"), r#"{"n": "ten"}"#).unwrap();
+    let err = call(&engine, "kv", json!({"by": 1})).unwrap_err().to_string();
+    assert!(err.contains(r#"the value of "n" is not a number"#), "{err}");
 }

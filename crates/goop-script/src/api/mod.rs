@@ -2,4 +2,5 @@
 
 pub mod json;
 pub mod kv;
+pub mod kv_store;
 pub mod log;

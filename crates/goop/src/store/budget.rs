@@ -59,7 +59,7 @@ impl Budgets {
                 writes.entry(per_minute).or_insert_with(|| Arc::new(RateLimiter::keyed(Quota::per_minute(rate)))),
             )
         };
-        let periodic = self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0;
+        let periodic = self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY);
         if periodic || (limiter.len() > MAX_TRACKED && self.sweep_due()) {
             limiter.retain_recent();
             limiter.shrink_to_fit();
