@@ -106,17 +106,35 @@ fn load_file(
     if let Some(prev) = previous.filter(|p| p.source_hash == hash) {
         return prev.clone();
     }
+    // A save in place truncates first: an empty file is a write in progress, never a script.
+    if source.trim().is_empty() {
+        return fail(LoadError { file: path.into(), line: None, message: "file is empty".into() }, hash);
+    }
     let mut compiled = match script::compile(&name, origin, path, &chunk_name, &source) {
         Ok(s) => s,
         Err(e) => return fail(e, hash),
     };
     match probe(&compiled) {
         Ok((handle, call)) => {
+            // A file cut short may still compile; one that lost an entry point it had, or has
+            // none, keeps the last good version until the owner restarts with it.
+            let lost: Vec<&str> = match &last_good {
+                Some(good) => [(good.has_handle && !handle, "handle"), (good.has_call && !call, "call")]
+                    .into_iter()
+                    .filter_map(|(gone, entry)| gone.then_some(entry))
+                    .collect(),
+                None => Vec::new(),
+            };
+            if !lost.is_empty() {
+                let message = format!("no longer defines {}; the last version stays active", lost.join(" or "));
+                return fail(LoadError { file: path.into(), line: None, message }, hash);
+            }
+            if !handle && !call {
+                let message = "defines neither handle nor call".to_string();
+                return fail(LoadError { file: path.into(), line: None, message }, hash);
+            }
             compiled.has_handle = handle;
             compiled.has_call = call;
-            if !handle && !call {
-                tracing::warn!(target: "goop::script", "script {name} defines neither handle nor call");
-            }
             tracing::info!(target: "goop::script", "loaded {}", chunk_name);
             FileState { origin, name, source_hash: hash, script: Some(Arc::new(compiled)), error: None }
         }

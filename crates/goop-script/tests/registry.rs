@@ -173,3 +173,63 @@ fn scripts_report_their_runs_and_last_error_with_its_line() {
     let last = div.last_error.unwrap();
     assert!(last.contains("functions/div.lua:3") && last.contains("divide by zero"), "{last}");
 }
+
+#[test]
+fn saving_in_place_never_drops_a_function() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let site = Site::new();
+    site.write("functions/f.lua", "function call() return 1 end");
+    let mut c = site.config();
+    c.hot_reload = true;
+    let engine = Arc::new(Engine::new(c).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let caller = {
+        let (engine, stop, calls, failed) = (engine.clone(), stop.clone(), calls.clone(), failed.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                calls.fetch_add(1, Ordering::Relaxed);
+                if call(&engine, "f", json!({})).is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    // An editor saving in place: truncate, then write in two parts (the file is briefly empty,
+    // then cut short), 200 times.
+    let path = site.path().join("functions/f.lua");
+    for i in 0..200 {
+        let mut file = std::fs::File::create(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        file.write_all(b"function call() ").unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        file.write_all(format!("return {i} end").as_bytes()).unwrap();
+    }
+    // Every save leaves the same function: the folder settles on the last one.
+    eventually("the last save is active", || call(&engine, "f", json!({})).ok() == Some(json!(199)));
+    stop.store(true, Ordering::Relaxed);
+    caller.join().unwrap();
+    let (calls, failed) = (calls.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(calls > 100, "{calls} calls");
+    assert_eq!(failed, 0, "{failed} of {calls} calls failed during the saves");
+}
+
+#[test]
+fn a_version_without_its_entry_point_keeps_the_last_good_one() {
+    let site = Site::new();
+    site.write("functions/f.lua", "function call() return 1 end");
+    site.write("e.lua", "function handle() return 'one' end");
+    let engine = site.engine();
+    site.write("functions/f.lua", "function calll() return 2 end");
+    site.write("e.lua", "");
+    engine.reload();
+    assert_eq!(call(&engine, "f", json!({})).unwrap(), json!(1));
+    assert_eq!(cmd(&engine, "e", "").unwrap().as_deref(), Some("one"));
+    let errors: Vec<String> = engine.scripts().into_iter().filter_map(|s| s.error.map(|e| e.message)).collect();
+    assert!(errors.contains(&"no longer defines call; the last version stays active".to_string()), "{errors:?}");
+    assert!(errors.contains(&"file is empty".to_string()), "{errors:?}");
+}
