@@ -17,6 +17,8 @@ pub enum ConfigError {
     Read { file: PathBuf, source: std::io::Error },
     #[error("{file}: {field}: {message}")]
     Invalid { file: PathBuf, field: String, message: String },
+    #[error("{0} is not a peer folder (no goop.json); create one with: goop init {0}")]
+    NotAPeerFolder(PathBuf),
 }
 
 /// The whole `goop.json`.
@@ -169,7 +171,7 @@ impl PeerConfig {
             Ok(text) => {
                 PeerConfig::parse(&text).map_err(|(field, message)| ConfigError::Invalid { file, field, message })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PeerConfig::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::NotAPeerFolder(dir.to_path_buf())),
             Err(source) => Err(ConfigError::Read { file, source }),
         }
     }

@@ -14,6 +14,21 @@ pub enum IdentityError {
     Io { path: PathBuf, message: String },
     #[error("{0}: not a valid goop identity key")]
     Invalid(PathBuf),
+    #[error(
+        "{0} is missing: it is this peer's identity. Restore it from a backup; a new key would be a \
+         new peer ID that visitors do not know (to start a new peer on purpose: goop init NEWDIR)"
+    )]
+    Missing(PathBuf),
+}
+
+/// Loads `dir/identity.key`; a missing key is an error, never replaced behind the owner's back.
+pub fn load(dir: &Path) -> Result<Keypair, IdentityError> {
+    let path = dir.join(FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|_| IdentityError::Invalid(path.clone())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(IdentityError::Missing(path)),
+        Err(e) => Err(IdentityError::Io { path, message: e.to_string() }),
+    }
 }
 
 /// Loads `dir/identity.key`, creating it (mode 0600) when it does not exist.
@@ -35,9 +50,9 @@ pub fn load_or_create(dir: &Path) -> Result<Keypair, IdentityError> {
     }
 }
 
-/// The peer ID of `dir`'s identity (created if missing).
+/// The peer ID of `dir`'s identity.
 pub fn peer_id(dir: &Path) -> Result<PeerId, IdentityError> {
-    Ok(load_or_create(dir)?.public().to_peer_id())
+    Ok(load(dir)?.public().to_peer_id())
 }
 
 #[cfg(unix)]
@@ -62,7 +77,8 @@ mod tests {
     #[test]
     fn key_is_created_once_and_private() {
         let dir = tempfile::tempdir().unwrap();
-        let a = peer_id(dir.path()).unwrap();
+        assert!(matches!(peer_id(dir.path()), Err(IdentityError::Missing(_))), "never made behind the owner's back");
+        let a = load_or_create(dir.path()).unwrap().public().to_peer_id();
         let b = peer_id(dir.path()).unwrap();
         assert_eq!(a, b);
         #[cfg(unix)]

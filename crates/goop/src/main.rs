@@ -177,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Outcome { stdout: lines.collect(), success: true }
         }
         Command::Templates { action: Some(TemplatesAction::Apply { name, dir }) } => {
+            goop::config::PeerConfig::load(&dir)?;
             let done = goop::templates::install(&dir, &name)?;
             let mut stdout: String = done.written.iter().map(|p| format!("wrote {}\n", p.display())).collect();
             for kept in &done.backed_up {
@@ -198,7 +199,10 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             ));
             Outcome { stdout, success: true }
         }
-        Command::Id { dir } => Outcome { stdout: format!("{}\n", goop::identity::peer_id(&dir)?), success: true },
+        Command::Id { dir } => {
+            goop::config::PeerConfig::load(&dir)?;
+            Outcome { stdout: format!("{}\n", goop::identity::peer_id(&dir)?), success: true }
+        }
         Command::Run { dir, listen, connect, viewer } => {
             goop::run::run(&dir, &listen, &connect, viewer.as_deref()).await?;
             Outcome { stdout: String::new(), success: true }

@@ -34,7 +34,7 @@ impl Session {
         let addr: Multiaddr =
             addr.parse().map_err(|e| RemoteError::Setup(format!("--peer {addr:?}: not a multiaddr: {e}")))?;
         let config = PeerConfig::load(dir).map_err(|e| RemoteError::Setup(e.to_string()))?;
-        let key = identity::load_or_create(dir).map_err(|e| RemoteError::Setup(e.to_string()))?;
+        let key = identity::load(dir).map_err(|e| RemoteError::Setup(e.to_string()))?;
         let node_config = NodeConfig { label: config.profile.label, ..NodeConfig::default() };
         let node = Node::start(key, node_config, None).map_err(|e| RemoteError::Setup(e.to_string()))?;
         let peer = tokio::time::timeout(Duration::from_secs(15), node.dial(addr.clone()))

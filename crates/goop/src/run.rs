@@ -54,7 +54,7 @@ pub fn services(dir: &Path, config: &PeerConfig, local: Peer) -> anyhow::Result<
 /// ("off" turns the viewer off).
 pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Option<&str>) -> anyhow::Result<()> {
     let config = PeerConfig::load(dir)?;
-    let key = identity::load_or_create(dir)?;
+    let key = identity::load(dir)?;
     let id = key.public().to_peer_id();
     let local = Peer::new(id.to_string(), config.profile.label.clone());
     let (services, store) = {

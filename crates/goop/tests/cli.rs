@@ -146,3 +146,47 @@ fn usage_errors_exit_2() {
     assert_eq!(goop(&["call"]).status.code(), Some(2));
     assert_eq!(goop(&["frobnicate"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_folder_that_is_not_a_peer_is_refused_and_left_untouched() {
+    let empty = tempfile::tempdir().unwrap();
+    let d = empty.path().to_str().unwrap();
+    for args in [
+        vec!["call", "--dir", d, "hello"],
+        vec!["cmd", "--dir", d, "!echo hi"],
+        vec!["data", "--dir", d, r#"{"op":"tables"}"#],
+        vec!["run", "--dir", d, "--viewer", "off"],
+        vec!["id", "--dir", d],
+        vec!["check", "--dir", d],
+        vec![
+            "cmd",
+            "--dir",
+            d,
+            "--peer",
+            "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+            "!hi",
+        ],
+    ] {
+        let out = goop(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("{d} is not a peer folder (no goop.json); create one with: goop init {d}")),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(empty.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "a mistyped --dir got {left:?}");
+}
+
+#[test]
+fn a_peer_folder_without_its_key_is_refused() {
+    let dir = peer();
+    std::fs::remove_file(dir.path().join("identity.key")).unwrap();
+    for args in [vec!["id"], vec!["call", "hello"]] {
+        let out = run_in(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains("identity.key is missing: it is this peer's identity"), "{}", stderr(&out));
+    }
+    assert!(!dir.path().join("identity.key").exists(), "no new identity behind the owner's back");
+}
