@@ -16,6 +16,7 @@ use crate::pool::Pool;
 use crate::ratelimit::RateLimits;
 use crate::registry::Registry;
 use crate::script::{Origin, Script};
+use crate::text::cut;
 use crate::vm::{Entry, Output, Vm, VmSetup};
 use crate::watch::{self, Watcher};
 
@@ -335,11 +336,8 @@ fn truncate_reply(mut text: String) -> String {
     if text.len() <= MAX_REPLY_BYTES {
         return text;
     }
-    let mut cut = MAX_REPLY_BYTES - TRUNCATED.len();
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
+    let kept = cut(&text, MAX_REPLY_BYTES - TRUNCATED.len()).len();
+    text.truncate(kept);
     text.push_str(TRUNCATED);
     text
 }

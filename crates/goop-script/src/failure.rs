@@ -2,6 +2,7 @@
 //! addresses), and whether the VM that ran it may serve another call.
 
 use crate::error::Error;
+use crate::text::cut;
 
 /// Lines of Lua traceback kept in a runtime error.
 const TRACEBACK_LINES: usize = 6;
@@ -42,15 +43,6 @@ fn split_traceback(text: &str) -> (String, String) {
     let lines: Vec<&str> =
         traceback.lines().filter(|l| !l.trim().is_empty()).take(TRACEBACK_LINES).map(|l| cut(l, 200)).collect();
     (cut(message.trim(), MAX_ERROR_BYTES).to_string(), lines.join("\n"))
-}
-
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn cut(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Whether a failed call left the Lua state as sound as a finished one: the script raised an

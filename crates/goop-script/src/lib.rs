@@ -38,6 +38,7 @@ mod ratelimit;
 mod registry;
 pub mod sandbox;
 mod script;
+mod text;
 mod vm;
 mod watch;
 

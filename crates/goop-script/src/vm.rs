@@ -24,6 +24,7 @@ use crate::invocation::{Extensions, Invocation, Peer};
 use crate::module::{HostModule, Scope};
 use crate::sandbox;
 use crate::script::Script;
+use crate::text::lossy_prefix;
 
 /// Most compiled chunks a VM keeps before dropping its cache (old versions pile up on reload).
 const CACHE_LIMIT: usize = 512;
@@ -250,12 +251,7 @@ impl Vm {
                 match self.protected(&handle, args)? {
                     Value::Nil => Ok(Output::Reply(None)),
                     // Only what a reply can hold is copied; the engine cuts it with a marker.
-                    Value::String(s) => {
-                        let bytes = s.as_bytes();
-                        Ok(Output::Reply(Some(
-                            String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_REPLY_BYTES + 1)]).into_owned(),
-                        )))
-                    }
+                    Value::String(s) => Ok(Output::Reply(Some(lossy_prefix(&s.as_bytes(), MAX_REPLY_BYTES + 1)))),
                     v @ (Value::Number(_) | Value::Integer(_) | Value::Boolean(_)) => {
                         Ok(Output::Reply(Some(v.to_string()?)))
                     }
@@ -301,12 +297,7 @@ impl Vm {
         }
         Err(RunError::Lua(match value {
             Value::Error(e) => *e,
-            Value::String(s) => {
-                let bytes = s.as_bytes();
-                mlua::Error::RuntimeError(
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(failure::MAX_ERROR_BYTES)]).into(),
-                )
-            }
+            Value::String(s) => mlua::Error::RuntimeError(lossy_prefix(&s.as_bytes(), failure::MAX_ERROR_BYTES)),
             v @ (Value::Number(_) | Value::Integer(_) | Value::Boolean(_) | Value::Nil) => {
                 mlua::Error::RuntimeError(v.to_string()?)
             }

@@ -194,7 +194,8 @@ impl Encoder<'_> {
     }
 }
 
-fn number(n: f64) -> Result<Json, ConvertError> {
+/// A finite number as JSON: an integer while it is whole and exact, else a float.
+pub(crate) fn number(n: f64) -> Result<Json, ConvertError> {
     if !n.is_finite() {
         return Err(invalid("cannot encode NaN or infinity"));
     }

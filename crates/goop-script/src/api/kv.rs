@@ -18,7 +18,7 @@ use mlua::{Lua, LuaString, Table, Value};
 use serde_json::Value as Json;
 
 use super::kv_store::{full, KvStore, Owner, MAX_BYTES};
-use crate::api::json::{from_json, text_len, to_json, ConvertError};
+use crate::api::json::{from_json, number, text_len, to_json, ConvertError};
 use crate::budget::Budget;
 use crate::invocation::Invocation;
 use crate::script::Origin;
@@ -77,14 +77,7 @@ fn add(old: Option<&Json>, delta: f64, key: &str) -> Result<Json, String> {
         Some(Json::Number(n)) => n.as_f64().unwrap_or(0.0),
         Some(_) => return Err(format!("goop.kv.incr: the value of {key:?} is not a number")),
     };
-    let sum = old + delta;
-    if !sum.is_finite() {
-        return Err(format!("goop.kv.incr: {key:?} would not be a finite number"));
-    }
-    if sum.fract() == 0.0 && sum.abs() < 9_007_199_254_740_992.0 {
-        return Ok(Json::from(sum as i64));
-    }
-    serde_json::Number::from_f64(sum).map(Json::Number).ok_or_else(|| "goop.kv.incr: not a number".into())
+    number(old + delta).map_err(|_| format!("goop.kv.incr: {key:?} would not be a finite number"))
 }
 
 /// Builds the `goop.kv` table over `store`.

@@ -6,6 +6,7 @@
 use mlua::{Function, Lua, LuaString, MultiValue, Table, Value};
 
 use crate::invocation::Invocation;
+use crate::text::cut;
 
 /// Longest log line a script can write, in bytes, marker included.
 pub const MAX_LINE_BYTES: usize = 4096;
@@ -62,17 +63,11 @@ fn line(tostring: &Function, args: &MultiValue) -> mlua::Result<String> {
             break;
         }
     }
-    if bytes.len() <= room {
-        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+    let text = String::from_utf8_lossy(&bytes);
+    if text.len() <= room {
+        return Ok(text.into_owned());
     }
-    bytes.truncate(room);
-    let mut text = String::from_utf8_lossy(&bytes).into_owned();
-    // A multi-byte character cut in half shows as one replacement character; keep the line whole.
-    while text.len() > room {
-        text.pop();
-    }
-    text.push_str(CUT);
-    Ok(text)
+    Ok(format!("{}{CUT}", cut(&text, room)))
 }
 
 /// Builds `goop.log` with `info`, `warn` and `error`.

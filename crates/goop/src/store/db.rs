@@ -54,7 +54,7 @@ impl HostModule for DbModule {
             lua.create_function(move |lua, (sql, args): (LuaString, MultiValue)| {
                 let (sql, params, deadline) = prepare(lua, "query", &sql, args)?;
                 let rows = store.script_query(&sql, &params, Want::All, deadline).map_err(fail("query"))?;
-                Budget::of(lua).charge(rows.bytes())?;
+                Budget::of(lua).charge(rows.bytes)?;
                 let list = lua.create_table_with_capacity(rows.rows.len(), 0)?;
                 for row in rows.rows {
                     let table = lua.create_table_with_capacity(0, rows.columns.len())?;

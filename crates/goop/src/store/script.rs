@@ -15,14 +15,9 @@ use super::Store;
 pub struct Rows {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Sql>>,
-}
-
-impl Rows {
-    /// The host bytes the rows take: each value's slot and its text or blob.
-    pub fn bytes(&self) -> usize {
-        let slot = std::mem::size_of::<Sql>();
-        self.rows.iter().map(|row| row.iter().map(|v| slot + value::size(v)).sum::<usize>()).sum()
-    }
+    /// The host bytes they take, as counted against [`MAX_RESULT_BYTES`]: per value its column
+    /// name, its slot and its text or blob.
+    pub bytes: usize,
 }
 
 /// How much of a query's result the caller wants.
@@ -70,7 +65,7 @@ impl Store {
                     break;
                 }
             }
-            Ok(Rows { columns, rows: out })
+            Ok(Rows { columns, rows: out, bytes })
         })
     }
 
