@@ -16,9 +16,6 @@ use crate::budget::Budget;
 /// Characters that make a `string.find` pattern more than a plain needle (as Luau decides).
 const SPECIALS: &[u8] = b"^$*+?.([%-";
 
-/// How many pieces `string.split` makes between two looks at the clock.
-const SPLIT_CLOCK_EVERY: usize = 4096;
-
 /// Replaces `string.find`, `string.split` and `table.sort` in `globals`, before they are frozen.
 pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     let string: Table = globals.raw_get("string")?;
@@ -79,15 +76,15 @@ fn plain_find(find: &Function, args: MultiValue) -> mlua::Result<MultiValue> {
 /// separator makes one piece per byte and a last empty one.
 fn split(lua: &Lua, (s, separator): (LuaString, Option<LuaString>)) -> mlua::Result<Table> {
     let s = s.as_bytes();
-    let separator = separator.map(|sep| sep.as_bytes().to_vec()).unwrap_or_else(|| b",".to_vec());
+    // Read in place: the separator may be as long as the string.
+    let custom = separator.as_ref().map(LuaString::as_bytes);
+    let separator: &[u8] = custom.as_deref().unwrap_or(b",");
     let pieces = lua.create_table()?;
-    let budget = Budget::of(lua);
-    let push = |piece: &[u8]| -> mlua::Result<()> {
-        let n = pieces.raw_len() + 1;
-        if n.is_multiple_of(SPLIT_CLOCK_EVERY) {
-            budget.check_time()?;
-        }
-        pieces.raw_set(n, lua.create_string(piece)?)
+    // The pieces are Lua strings, counted by its allocator; the budget only keeps the clock.
+    let mut budget = Budget::of(lua);
+    let mut push = |piece: &[u8]| -> mlua::Result<()> {
+        budget.charge(0)?;
+        pieces.raw_set(pieces.raw_len() + 1, lua.create_string(piece)?)
     };
     if separator.is_empty() {
         for i in 0..s.len() {
@@ -97,7 +94,7 @@ fn split(lua: &Lua, (s, separator): (LuaString, Option<LuaString>)) -> mlua::Res
         return Ok(pieces);
     }
     let mut start = 0;
-    for at in memmem::find_iter(&s, &separator) {
+    for at in memmem::find_iter(&s, separator) {
         if at >= start {
             push(&s[start..at])?;
             start = at + separator.len();
