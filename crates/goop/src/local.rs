@@ -1,12 +1,17 @@
-//! The local commands `call`, `cmd`, `list` and `check`: the engine run once against a folder.
+//! The local commands `call`, `cmd`, `data`, `list` and `check`: what the folder's owner asks of
+//! its own peer, answered by the running peer when there is one (`control.rs`), else by the
+//! folder's engine and store opened for this one command.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use goop_script::{ChatReply, Engine, Peer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::answer::Answer;
 use crate::config::{ConfigError, PeerConfig};
+use crate::node::services::Services;
 
 /// Why a local command could not run at all (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -24,75 +29,120 @@ pub enum SetupError {
 }
 
 /// What a command prints and how it exits.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub stdout: String,
     pub success: bool,
 }
 
-/// A peer folder opened for one command.
+/// Who a local invocation runs as: `--as`/`--label`, else the peer itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Caller {
+    pub id: Option<String>,
+    pub label: Option<String>,
+}
+
+/// A command the owner asks of the peer in a folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Command {
+    /// A data function's answer (`goop call`).
+    Call { caller: Caller, function: String, params: Value },
+    /// A chat message's reply (`goop cmd`).
+    Cmd { caller: Caller, message: String },
+    /// Any data-protocol request, as the owner (`goop data`).
+    Data { request: Value },
+    /// The `lua-list` answer (`goop list`).
+    List,
+}
+
+/// A peer folder's serving parts, opened for local commands.
 pub struct LocalPeer {
-    pub config: PeerConfig,
-    /// This peer's ID, from its identity key.
-    pub id: String,
-    pub engine: Engine,
+    dir: PathBuf,
+    /// The peer itself, as a caller.
+    owner: Peer,
+    services: Arc<Services>,
 }
 
 impl LocalPeer {
     /// Loads `dir`'s config, database and scripts, with the same `goop.*` modules `goop run`
-    /// gives them; refuses when scripting is off.
+    /// gives them.
     pub fn open(dir: &Path) -> Result<LocalPeer, SetupError> {
         let mut config = PeerConfig::load(dir)?;
-        if !config.lua.enabled {
-            return Err(SetupError::Disabled(dir.join(crate::config::FILE).display().to_string()));
-        }
         config.lua.hot_reload = false; // the command exits right after one call
         let id = crate::identity::peer_id(dir)?.to_string();
-        let store = crate::store::Store::open(dir, &id)?;
-        let engine = crate::run::engine(dir, &config, Peer::new(id.clone(), config.profile.label.clone()), &store)?;
-        Ok(LocalPeer { config, id, engine })
-    }
-
-    /// The caller: `--as`/`--label`, or the peer itself.
-    pub fn caller(&self, id: Option<String>, label: Option<String>) -> Peer {
-        match id {
-            Some(id) => Peer::new(id, label.unwrap_or_default()),
-            None => Peer::new(self.id.clone(), label.unwrap_or_else(|| self.config.profile.label.clone())),
-        }
-    }
-
-    pub fn call(&self, caller: &Peer, function: &str, params: &Value) -> Outcome {
-        let answer = Answer::from_call(self.engine.call(caller, function, params));
-        Outcome { success: answer.ok, stdout: answer.to_line() + "\n" }
-    }
-
-    pub fn cmd(&self, caller: &Peer, message: &str) -> Outcome {
-        let stdout = match self.engine.handle_chat(caller, message) {
-            ChatReply::Text(text) => text + "\n",
-            ChatReply::Silent | ChatReply::NotACommand => String::new(),
+        let owner = Peer::new(id, config.profile.label.clone());
+        let store = crate::store::Store::open(dir, &owner.id)?;
+        let engine = if config.lua.enabled {
+            Some(Arc::new(crate::run::engine(dir, &config, owner.clone(), &store)?))
+        } else {
+            None
         };
-        Outcome { stdout, success: true }
+        let services = crate::run::services_with(dir, &config, engine, store);
+        Ok(LocalPeer::new(dir, owner, Arc::new(services)))
     }
 
-    pub fn list(&self) -> Outcome {
-        Outcome { stdout: Answer::functions(self.engine.functions()).to_line() + "\n", success: true }
+    /// The running peer's own parts, answering its owner's commands.
+    pub fn new(dir: &Path, owner: Peer, services: Arc<Services>) -> LocalPeer {
+        LocalPeer { dir: dir.to_path_buf(), owner, services }
     }
 
-    /// `ok NAME` or `error NAME: file:line: message` per script file, paths relative to `dir`.
-    pub fn check(&self, dir: &Path) -> Outcome {
+    /// Carries out `command`. Err when scripting is disabled and the command needs it.
+    pub fn answer(&self, command: &Command) -> Result<Outcome, SetupError> {
+        Ok(match command {
+            Command::Call { caller, function, params } => {
+                let answer = Answer::from_call(self.engine()?.call(&self.caller(caller), function, params));
+                Outcome { success: answer.ok, stdout: answer.to_line() + "\n" }
+            }
+            Command::Cmd { caller, message } => {
+                let stdout = match self.engine()?.handle_chat(&self.caller(caller), message) {
+                    ChatReply::Text(text) => text + "\n",
+                    ChatReply::Silent | ChatReply::NotACommand => String::new(),
+                };
+                Outcome { stdout, success: true }
+            }
+            Command::Data { request } => {
+                let bytes = serde_json::to_vec(request).unwrap_or_default();
+                let answer: Value = serde_json::from_slice(&self.services.data(&self.owner, &bytes))
+                    .unwrap_or_else(|e| serde_json::json!({ "ok": false, "error": e.to_string() }));
+                let success = answer.get("ok") == Some(&Value::Bool(true));
+                Outcome { stdout: format!("{answer}\n"), success }
+            }
+            Command::List => {
+                Outcome { stdout: Answer::functions(self.engine()?.functions()).to_line() + "\n", success: true }
+            }
+        })
+    }
+
+    /// `ok NAME` or `error NAME: file:line: message` per script file, paths relative to the folder.
+    pub fn check(&self) -> Result<Outcome, SetupError> {
         let mut stdout = String::new();
         let mut success = true;
-        for script in self.engine.scripts() {
+        for script in self.engine()?.scripts() {
             match &script.error {
                 None => stdout.push_str(&format!("ok {}\n", script.name)),
                 Some(e) => {
                     success = false;
-                    let file = e.file.strip_prefix(dir).unwrap_or(&e.file).display().to_string();
+                    let file = e.file.strip_prefix(&self.dir).unwrap_or(&e.file).display().to_string();
                     let line = e.line.map(|l| format!(":{l}")).unwrap_or_default();
                     stdout.push_str(&format!("error {}: {file}{line}: {}\n", script.name, e.message));
                 }
             }
         }
-        Outcome { stdout, success }
+        Ok(Outcome { stdout, success })
+    }
+
+    fn engine(&self) -> Result<&Engine, SetupError> {
+        self.services
+            .engine
+            .as_deref()
+            .ok_or_else(|| SetupError::Disabled(self.dir.join(crate::config::FILE).display().to_string()))
+    }
+
+    fn caller(&self, caller: &Caller) -> Peer {
+        match &caller.id {
+            Some(id) => Peer::new(id.clone(), caller.label.clone().unwrap_or_default()),
+            None => Peer::new(self.owner.id.clone(), caller.label.clone().unwrap_or_else(|| self.owner.label.clone())),
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use goop::local::{LocalPeer, Outcome};
+use goop::local::{self, LocalPeer, Outcome};
 use goop::remote::Session;
 
 #[derive(Parser)]
@@ -38,6 +38,12 @@ struct Caller {
     /// Display label of the caller.
     #[arg(long, value_name = "TEXT", conflicts_with = "peer")]
     label: Option<String>,
+}
+
+impl From<Caller> for local::Caller {
+    fn from(c: Caller) -> Self {
+        local::Caller { id: c.as_peer, label: c.label }
+    }
 }
 
 #[derive(Subcommand)]
@@ -165,6 +171,11 @@ async fn remote(dir: &std::path::Path, peer: &str) -> anyhow::Result<Session> {
     Session::open(dir, peer).await.map_err(anyhow::Error::from)
 }
 
+/// A local command, answered by this folder's own peer.
+fn local(dir: &std::path::Path, command: local::Command) -> anyhow::Result<Outcome> {
+    Ok(LocalPeer::open(dir)?.answer(&command)?)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     Ok(match cli.command {
         Command::Templates { action: None } => {
@@ -214,24 +225,18 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             };
             match peer {
                 Some(peer) => remote(&dir, &peer).await?.call(&function, params).await?,
-                None => {
-                    let local = LocalPeer::open(&dir)?;
-                    local.call(&local.caller(caller.as_peer, caller.label), &function, &params)
-                }
+                None => local(&dir, local::Command::Call { caller: caller.into(), function, params })?,
             }
         }
         Command::Cmd { dir, peer, caller, wait, message } => match peer {
             Some(peer) => remote(&dir, &peer).await?.cmd(&message, Duration::from_secs(wait)).await?,
-            None => {
-                let local = LocalPeer::open(&dir)?;
-                local.cmd(&local.caller(caller.as_peer, caller.label), &message)
-            }
+            None => local(&dir, local::Command::Cmd { caller: caller.into(), message })?,
         },
         Command::Data { dir, peer, request } => {
             let request = parse_json(&request, "REQUEST_JSON")?;
             match peer {
                 Some(peer) => remote(&dir, &peer).await?.data(&request).await?,
-                None => goop::run::local_data(&dir, &request)?,
+                None => local(&dir, local::Command::Data { request })?,
             }
         }
         Command::Site { dir, peer, path } => match remote(&dir, &peer).await?.site(&path).await? {
@@ -245,7 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Outcome { stdout: String::new(), success: false }
             }
         },
-        Command::List { dir } => LocalPeer::open(&dir)?.list(),
-        Command::Check { dir } => LocalPeer::open(&dir)?.check(&dir),
+        Command::List { dir } => local(&dir, local::Command::List)?,
+        Command::Check { dir } => LocalPeer::open(&dir)?.check()?,
     })
 }

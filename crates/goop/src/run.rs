@@ -1,5 +1,5 @@
 //! `goop run`: assembles a peer from its folder — config, identity, store, engine, node — and
-//! serves until Ctrl-C or SIGTERM. Also the local `goop data`.
+//! serves until Ctrl-C or SIGTERM.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +12,6 @@ use serde_json::Value;
 use crate::config::PeerConfig;
 use crate::http::{HttpModule, HttpPolicy};
 use crate::identity;
-use crate::local::Outcome;
 use crate::node::services::{DataStore, Services};
 use crate::node::{Node, NodeConfig};
 use crate::protocol::site::Site;
@@ -45,9 +44,13 @@ pub fn engine(dir: &Path, config: &PeerConfig, local: Peer, store: &Store) -> Re
 pub fn services(dir: &Path, config: &PeerConfig, local: Peer) -> anyhow::Result<(Services, Store)> {
     let store = Store::open(dir, &local.id).context("cannot open the peer's database")?;
     let engine = if config.lua.enabled { Some(Arc::new(engine(dir, config, local, &store)?)) } else { None };
-    let root = dir.join("site");
-    let scripts = dir.join(&config.lua.script_dir);
-    Ok((Services { engine, store: Arc::new(store.clone()), site: Site { root, scripts } }, store))
+    Ok((services_with(dir, config, engine, store.clone()), store))
+}
+
+/// The serving parts of the peer in `dir` around an engine and store already opened.
+pub fn services_with(dir: &Path, config: &PeerConfig, engine: Option<Arc<Engine>>, store: Store) -> Services {
+    let site = Site { root: dir.join("site"), scripts: dir.join(&config.lua.script_dir) };
+    Services { engine, store: Arc::new(store), site }
 }
 
 /// Runs the peer in `dir` until it is told to stop. `viewer` overrides `viewer.addr`
@@ -150,17 +153,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// `goop data` without `--peer`: the request answered by this folder's own store and scripts,
-/// as the peer's owner.
-pub fn local_data(dir: &Path, request: &Value) -> anyhow::Result<Outcome> {
-    let mut config = PeerConfig::load(dir)?;
-    config.lua.hot_reload = false;
-    let id = identity::peer_id(dir)?;
-    let owner = Peer::new(id.to_string(), config.profile.label.clone());
-    let (services, _) = services(dir, &config, owner.clone())?;
-    let answer: Value = serde_json::from_slice(&services.data(&owner, &serde_json::to_vec(request)?))?;
-    let success = answer.get("ok") == Some(&Value::Bool(true));
-    Ok(Outcome { stdout: format!("{answer}\n"), success })
 }
