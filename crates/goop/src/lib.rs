@@ -2,6 +2,7 @@
 
 pub mod answer;
 pub mod config;
+pub mod control;
 pub mod http;
 pub mod identity;
 pub mod init;

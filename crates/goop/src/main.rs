@@ -173,7 +173,7 @@ async fn remote(dir: &std::path::Path, peer: &str) -> anyhow::Result<Session> {
 
 /// A local command, answered by this folder's own peer.
 fn local(dir: &std::path::Path, command: local::Command) -> anyhow::Result<Outcome> {
-    Ok(LocalPeer::open(dir)?.answer(&command)?)
+    goop::control::answer(dir, &command)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<Outcome> {

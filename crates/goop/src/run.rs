@@ -10,8 +10,10 @@ use libp2p::Multiaddr;
 use serde_json::Value;
 
 use crate::config::PeerConfig;
+use crate::control::{Control, RunLock, Running};
 use crate::http::{HttpModule, HttpPolicy};
 use crate::identity;
+use crate::local::LocalPeer;
 use crate::node::services::{DataStore, Services};
 use crate::node::{Node, NodeConfig};
 use crate::protocol::site::Site;
@@ -58,6 +60,7 @@ pub fn services_with(dir: &Path, config: &PeerConfig, engine: Option<Arc<Engine>
 pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Option<&str>) -> anyhow::Result<()> {
     let config = PeerConfig::load(dir)?;
     let key = identity::load(dir)?;
+    let mut lock = RunLock::acquire(dir)?;
     let id = key.public().to_peer_id();
     let local = Peer::new(id.to_string(), config.profile.label.clone());
     let (services, store) = {
@@ -84,14 +87,18 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
         None if config.viewer.enabled => Some((config.viewer.addr.parse()?, true)),
         None => None,
     };
+    let mut viewer_url = None;
     let viewer_task = match viewer_addr {
         Some((addr, fallback)) => {
             let listener =
                 viewer::bind(addr, fallback).await.with_context(|| format!("viewer: cannot listen on {addr}"))?;
             let port = listener.local_addr()?.port();
             let hosts = Hosts { port };
-            println!("viewer http://localhost:{port}/  (your site: {})", hosts.site_url(&id));
-            let state = Arc::new(Viewer { node: node.clone(), services, store, me: local, hosts });
+            let url = format!("http://localhost:{port}/");
+            println!("viewer {url}  (your site: {})", hosts.site_url(&id));
+            viewer_url = Some(url);
+            let me = local.clone();
+            let state = Arc::new(Viewer { node: node.clone(), services: services.clone(), store, me, hosts });
             Some(tokio::spawn(async move {
                 if let Err(e) = viewer::serve(listener, state).await {
                     tracing::error!("viewer stopped: {e}");
@@ -100,6 +107,12 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
         }
         None => None,
     };
+
+    // The owner's local commands now reach this peer instead of opening the folder again.
+    let control = Control::serve(Arc::new(LocalPeer::new(dir, local, services)))
+        .context("cannot open the socket for local commands")?;
+    lock.publish(&Running { pid: std::process::id(), viewer: viewer_url, control: control.socket.clone() })
+        .with_context(|| format!("cannot write {}", dir.join(crate::control::LOCK_FILE).display()))?;
 
     let mut addrs = node.watch_addrs();
     let printer = tokio::spawn(async move {
@@ -135,7 +148,9 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
     if let Some(task) = viewer_task {
         task.abort();
     }
+    drop(control);
     drop(node);
+    drop(lock);
     Ok(())
 }
 
