@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::event::Event;
 use crate::invocation::Peer;
 
 /// Settings of an [`Engine`](crate::Engine). [`Config::new`] gives the spec's defaults.
@@ -31,6 +32,8 @@ pub struct Config {
     pub busy_wait: Duration,
     /// This peer, as `goop.self`.
     pub local: Peer,
+    /// The events scripts may handle ([`Engine::fire`](crate::Engine::fire)). Default none.
+    pub events: Vec<Event>,
 }
 
 impl Config {
@@ -48,6 +51,7 @@ impl Config {
             workers_per_caller: 4,
             busy_wait: Duration::from_secs(2),
             local: Peer::default(),
+            events: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 use crate::api::kv_store::KvStore;
 use crate::config::Config;
 use crate::error::{Error, LoadError};
+use crate::event::{Fired, HandlerRun};
 use crate::invocation::{Extensions, Peer};
 use crate::module::HostModule;
 use crate::pool::Pool;
@@ -64,6 +65,8 @@ pub struct ScriptInfo {
     pub rate_limit: Option<u32>,
     pub has_handle: bool,
     pub has_call: bool,
+    /// The declared events it handles.
+    pub handlers: Vec<String>,
     /// Whether some version of it is active.
     pub loaded: bool,
     /// Why its current source failed to load.
@@ -94,6 +97,8 @@ struct Shared {
     /// A VM of its own for loading scripts, so a reload never waits on busy workers.
     loader: Mutex<Option<Vm>>,
     loader_setup: VmSetup,
+    /// The global functions a loaded script is looked at for: `handle`, `call`, the events.
+    probed: Vec<String>,
     stats: Mutex<HashMap<(Origin, String), RunStats>>,
 }
 
@@ -138,6 +143,11 @@ impl Engine {
             limits: RateLimits::new(config.rate_limit_per_peer, config.rate_limit_global),
             loader: Mutex::new(None),
             loader_setup: setup(),
+            probed: ["handle", "call"]
+                .map(String::from)
+                .into_iter()
+                .chain(config.events.iter().map(|e| e.name.clone()))
+                .collect(),
             stats: Mutex::new(HashMap::new()),
             registry,
             config,
@@ -222,6 +232,58 @@ impl Engine {
         }
     }
 
+    /// Fires the declared event `name`: each loaded script that defines `name` as a global
+    /// function runs it with `args` (as Lua values), in script-name order, each as its own
+    /// invocation for `caller` with the usual limits. A consumable event stops at the first
+    /// handler returning `true`. A handler's failure is in its run; the others still run.
+    ///
+    /// ```
+    /// use goop_script::{Config, Engine, Event, Peer};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::write(dir.path().join("guard.lua"), "function on_action(a) return a == 'cheat' end")?;
+    /// std::fs::write(dir.path().join("score.lua"), "function on_action(a) return 'scored ' .. a end")?;
+    /// let mut config = Config::new(dir.path());
+    /// config.hot_reload = false;
+    /// config.events = vec![Event::consumable("on_action")];
+    /// let engine = Engine::new(config)?;
+    /// let player = Peer::new("12D3KooWPlayer", "Ann");
+    ///
+    /// let fired = engine.fire("on_action", &player, &[serde_json::json!("jump")])?;
+    /// assert_eq!(fired.runs[1].result, Ok(vec![serde_json::json!("scored jump")]));
+    /// let fired = engine.fire("on_action", &player, &[serde_json::json!("cheat")])?;
+    /// assert_eq!(fired.consumed_by.as_deref(), Some("guard"));
+    /// assert_eq!(fired.runs.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fire(&self, name: &str, caller: &Peer, args: &[Json]) -> Result<Fired, Error> {
+        let event = self.shared.config.events.iter().find(|e| e.name == name);
+        let event = event.ok_or_else(|| Error::UnknownEvent(name.to_string()))?;
+        let handlers = read(&self.shared.registry).handlers.get(name).cloned().unwrap_or_default();
+        let mut fired = Fired::default();
+        for script in handlers {
+            let result = match self.shared.invoke(&script, Entry::Handler { name, args }, caller, Extensions::default())
+            {
+                Ok(Output::Values(values)) => Ok(values),
+                Ok(_) => Err(Error::Setup("handler produced no values".into())),
+                Err(e) => Err(e),
+            };
+            let run = HandlerRun { script: script.name.clone(), result };
+            let consumed = event.consumable && run.returned_true();
+            fired.runs.push(run);
+            if consumed {
+                fired.consumed_by = Some(script.name.clone());
+                break;
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Whether some loaded script handles event `name` (so the host may skip building its args).
+    pub fn handles(&self, name: &str) -> bool {
+        read(&self.shared.registry).handlers.contains_key(name)
+    }
+
     /// Data functions, sorted by name: the `lua-list` answer.
     pub fn functions(&self) -> Vec<FunctionInfo> {
         read(&self.shared.registry)
@@ -253,6 +315,7 @@ impl Engine {
                     rate_limit: s.and_then(|s| s.metadata.rate_limit),
                     has_handle: s.is_some_and(|s| s.has_handle),
                     has_call: s.is_some_and(|s| s.has_call),
+                    handlers: s.map(|s| s.handlers.clone()).unwrap_or_default(),
                     loaded: s.is_some(),
                     error: f.error.clone(),
                     invocations: runs.invocations,
@@ -313,12 +376,12 @@ impl Shared {
                 Some(vm) => vm,
                 None => Vm::new(&self.loader_setup).map_err(|e| Error::Setup(e.to_string()))?,
             };
-            let out = vm.run(script, Entry::Probe, &local, Extensions::default());
+            let out = vm.run(script, Entry::Probe(&self.probed), &local, Extensions::default());
             if vm.reusable() {
                 *loader = Some(vm);
             }
             match out? {
-                Output::Probe { handle, call } => Ok((handle, call)),
+                Output::Defined(names) => Ok(names),
                 _ => Err(Error::Setup("probe produced no answer".into())),
             }
         };

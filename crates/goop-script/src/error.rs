@@ -54,6 +54,9 @@ pub enum Error {
     /// The script returned something that cannot be sent back.
     #[error("script {script} returned an invalid result: {message}")]
     BadResult { script: String, message: String },
+    /// The host fired an event it did not declare in [`Config::events`](crate::Config::events).
+    #[error("event {0} is not declared")]
+    UnknownEvent(String),
     /// The engine itself could not start (script folder unreadable, watcher failed...).
     #[error("engine setup failed: {0}")]
     Setup(String),

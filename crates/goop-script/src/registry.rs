@@ -33,10 +33,13 @@ pub(crate) struct Registry {
     pub commands: BTreeMap<String, Arc<Script>>,
     /// Function name → script defining `call`.
     pub functions: BTreeMap<String, Arc<Script>>,
+    /// Event name → the scripts handling it, in script-name order.
+    pub handlers: BTreeMap<String, Vec<Arc<Script>>>,
 }
 
-/// Runs a freshly compiled chunk and reports whether it defines `handle` and `call`.
-pub(crate) type Probe<'a> = dyn FnMut(&Script) -> Result<(bool, bool), Error> + 'a;
+/// Runs a freshly compiled chunk and reports which of `handle`, `call` and the declared events
+/// it defines as functions.
+pub(crate) type Probe<'a> = dyn FnMut(&Script) -> Result<Vec<String>, Error> + 'a;
 
 impl Registry {
     /// Builds the next registry from the files under `dir`, starting from `previous`.
@@ -63,6 +66,12 @@ impl Registry {
         }
         for s in scripts.iter().filter(|s| s.has_call) {
             self.functions.insert(s.name.clone(), Arc::clone(s));
+        }
+        scripts.sort_by(|a, b| (&a.name, a.origin).cmp(&(&b.name, b.origin)));
+        for s in scripts {
+            for event in &s.handlers {
+                self.handlers.entry(event.clone()).or_default().push(Arc::clone(s));
+            }
         }
     }
 }
@@ -115,7 +124,15 @@ fn load_file(
         Err(e) => return fail(e, hash),
     };
     match probe(&compiled) {
-        Ok((handle, call)) => {
+        Ok(mut defined) => {
+            let mut take = |name: &str| match defined.iter().position(|d| d == name) {
+                Some(i) => {
+                    defined.remove(i);
+                    true
+                }
+                None => false,
+            };
+            let (handle, call) = (take("handle"), take("call"));
             // A file cut short may still compile; one that lost an entry point it had, or has
             // none, keeps the last good version until the owner restarts with it.
             let lost: Vec<&str> = match &last_good {
@@ -129,12 +146,13 @@ fn load_file(
                 let message = format!("no longer defines {}; the last version stays active", lost.join(" or "));
                 return fail(LoadError { file: path.into(), line: None, message }, hash);
             }
-            if !handle && !call {
-                let message = "defines neither handle nor call".to_string();
+            if !handle && !call && defined.is_empty() {
+                let message = "defines neither handle nor call (nor an event handler)".to_string();
                 return fail(LoadError { file: path.into(), line: None, message }, hash);
             }
             compiled.has_handle = handle;
             compiled.has_call = call;
+            compiled.handlers = defined;
             tracing::info!(target: "goop::script", "loaded {}", chunk_name);
             FileState { origin, name, source_hash: hash, script: Some(Arc::new(compiled)), error: None }
         }

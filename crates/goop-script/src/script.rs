@@ -38,6 +38,8 @@ pub struct Script {
     /// Whether running the chunk defined `handle` / `call`; filled by the loader.
     pub has_handle: bool,
     pub has_call: bool,
+    /// The declared events it defines a handler for; filled by the loader.
+    pub handlers: Vec<String>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -65,6 +67,7 @@ pub(crate) fn compile(
         bytecode,
         has_handle: false,
         has_call: false,
+        handlers: Vec::new(),
     })
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mlua::chunk::ChunkMode;
-use mlua::{Function, Lua, Table, Value, VmState};
+use mlua::{Function, Lua, MultiValue, Table, Value, VmState};
 use serde_json::Value as Json;
 
 use crate::api::json::{self, ConvertError};
@@ -19,11 +19,12 @@ use crate::api::{kv, log};
 use crate::budget::Budget;
 use crate::engine::{Params, MAX_REPLY_BYTES};
 use crate::error::Error;
+use crate::event::MAX_HANDLER_VALUES;
 use crate::failure;
 use crate::invocation::{Extensions, Invocation, Peer};
 use crate::module::{HostModule, Scope};
 use crate::sandbox;
-use crate::script::Script;
+use crate::script::{Origin, Script};
 use crate::text::lossy_prefix;
 
 /// Most compiled chunks a VM keeps before dropping its cache (old versions pile up on reload).
@@ -51,18 +52,23 @@ pub(crate) struct VmSetup {
 
 /// Which entry point to run.
 pub(crate) enum Entry<'a> {
-    /// Only run the chunk and report which entry points it defines.
-    Probe,
+    /// Only run the chunk and report which of these global functions it defines.
+    Probe(&'a [String]),
     /// `handle(args)`.
     Handle(&'a str),
     /// `call(request)` with these params.
     Call(Params<'a>),
+    /// The event handler `name(args…)`.
+    Handler { name: &'a str, args: &'a [Json] },
 }
 
 pub(crate) enum Output {
-    Probe { handle: bool, call: bool },
+    /// The probed names the chunk defines as functions.
+    Defined(Vec<String>),
     Reply(Option<String>),
     Result(Json),
+    /// What an event handler returned.
+    Values(Vec<Json>),
 }
 
 /// Deadline shared with the interrupt callback.
@@ -233,7 +239,11 @@ impl Vm {
                 f
             }
         };
-        let is_function = matches!(entry, Entry::Call(_));
+        let is_function = match entry {
+            Entry::Call(_) => true,
+            Entry::Handle(_) => false,
+            Entry::Probe(_) | Entry::Handler { .. } => script.origin == Origin::Functions,
+        };
         let env = lua.create_table()?;
         env.set_metatable(Some(self.env_meta.clone()))?;
         let goop = self.goop_table(is_function, caller)?;
@@ -242,10 +252,28 @@ impl Vm {
         chunk.call::<()>(())?;
 
         match entry {
-            Entry::Probe => Ok(Output::Probe {
-                handle: matches!(env.raw_get::<Value>("handle")?, Value::Function(_)),
-                call: matches!(env.raw_get::<Value>("call")?, Value::Function(_)),
-            }),
+            Entry::Probe(names) => {
+                let mut defined = Vec::new();
+                for name in names {
+                    if matches!(env.raw_get::<Value>(name.as_str())?, Value::Function(_)) {
+                        defined.push(name.clone());
+                    }
+                }
+                Ok(Output::Defined(defined))
+            }
+            Entry::Handler { name, args } => {
+                let handler: Function = env.raw_get(name)?;
+                let args = args.iter().map(|a| json::from_json(lua, a)).collect::<mlua::Result<MultiValue>>()?;
+                let returned = self.protected_values(&handler, args)?;
+                let mut values = Vec::with_capacity(returned.len().min(MAX_HANDLER_VALUES));
+                for value in returned.iter().take(MAX_HANDLER_VALUES) {
+                    values.push(json::to_json(value, &mut Budget::of(lua)).map_err(|e| match e {
+                        ConvertError::Invalid(m) => RunError::Result(m),
+                        stop => RunError::Lua(stop.into()),
+                    })?);
+                }
+                Ok(Output::Values(values))
+            }
             Entry::Handle(args) => {
                 let handle: Function = env.raw_get("handle")?;
                 match self.protected(&handle, args)? {
@@ -295,11 +323,27 @@ impl Vm {
         if ok {
             return Ok(value);
         }
-        Err(RunError::Lua(match value {
+        Err(self.raised(value))
+    }
+
+    /// [`Vm::protected`] keeping every value the entry point returned.
+    fn protected_values(&self, entry: &Function, args: impl mlua::IntoLuaMulti) -> Result<MultiValue, RunError> {
+        let mut call = args.into_lua_multi(&self.lua)?;
+        call.push_front(Value::Function(entry.clone()));
+        let mut returned: MultiValue = self.pcall.call(call)?;
+        if matches!(returned.pop_front(), Some(Value::Boolean(true))) {
+            return Ok(returned);
+        }
+        Err(self.raised(returned.pop_front().unwrap_or(Value::Nil)))
+    }
+
+    /// The error for what a script raised; only what is kept of it is copied.
+    fn raised(&self, value: Value) -> RunError {
+        RunError::Lua(match value {
             Value::Error(e) => *e,
             Value::String(s) => mlua::Error::RuntimeError(lossy_prefix(&s.as_bytes(), failure::MAX_ERROR_BYTES)),
             v @ (Value::Number(_) | Value::Integer(_) | Value::Boolean(_) | Value::Nil) => {
-                mlua::Error::RuntimeError(v.to_string()?)
+                mlua::Error::RuntimeError(v.to_string().unwrap_or_default())
             }
             // A table raised as an error reaches the caller as its JSON, when it has a short one.
             Value::Table(t) => match json::to_json_text(&Value::Table(t), &mut Budget::of(&self.lua)) {
@@ -309,7 +353,7 @@ impl Vm {
                 _ => mlua::Error::RuntimeError("script raised a table as its error".into()),
             },
             other => mlua::Error::RuntimeError(format!("script raised a {} as its error", other.type_name())),
-        }))
+        })
     }
 
     /// `goop` for a call: `peer` and `self`, then the shared API through `__index`.
