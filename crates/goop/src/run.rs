@@ -58,6 +58,7 @@ pub fn services_with(dir: &Path, config: &PeerConfig, engine: Option<Arc<Engine>
 /// Runs the peer in `dir` until it is told to stop. `viewer` overrides `viewer.addr`
 /// ("off" turns the viewer off).
 pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Option<&str>) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal().context("cannot listen for Ctrl-C and SIGTERM")?;
     let config = PeerConfig::load(dir)?;
     let key = identity::load(dir)?;
     let mut lock = RunLock::acquire(dir)?;
@@ -142,7 +143,7 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
             }
         });
     }
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("stopping");
     printer.abort();
     if let Some(task) = viewer_task {
@@ -154,18 +155,23 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when it
+/// is first awaited, so a signal sent while the peer starts still stops it cleanly.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending::<()>().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
