@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::error::LoadError;
 
@@ -21,6 +22,8 @@ pub struct Metadata {
     pub description: String,
     /// `@rate_limit N`: calls per caller per minute; `Some(0)` means unlimited.
     pub rate_limit: Option<u32>,
+    /// `@every 30s` (units `s`, `m`, `h`): how often the host's schedule runs the script.
+    pub every: Option<Duration>,
 }
 
 /// A compiled script, immutable once built. A reload builds a new one with a new `id`.
@@ -58,12 +61,16 @@ pub(crate) fn compile(
             other => load_error(file, &other.to_string()),
         },
     )?;
+    let (metadata, problem) = read_metadata(source);
+    if let Some((line, message)) = problem {
+        return Err(LoadError { file: file.to_path_buf(), line: Some(line), message });
+    }
     Ok(Script {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         name: name.to_string(),
         origin,
         chunk_name: chunk_name.to_string(),
-        metadata: parse_metadata(source),
+        metadata,
         bytecode,
         has_handle: false,
         has_call: false,
@@ -78,25 +85,56 @@ pub(crate) fn hash_source(source: &str) -> u64 {
     h.finish()
 }
 
-/// Reads the leading block of `---` lines (blank lines before it are allowed).
+/// Reads the leading block of `---` lines (blank lines before it are allowed); an annotation
+/// it cannot read is left out.
 pub fn parse_metadata(source: &str) -> Metadata {
+    read_metadata(source).0
+}
+
+/// The metadata, and the first annotation that could not be read: `(line, message)`.
+fn read_metadata(source: &str) -> (Metadata, Option<(u32, String)>) {
     let mut meta = Metadata::default();
-    let lines = source.lines().map(str::trim).skip_while(|l| l.is_empty());
-    for line in lines {
+    let mut problem = None;
+    let lines = source.lines().map(str::trim).enumerate().skip_while(|(_, l)| l.is_empty());
+    for (index, line) in lines {
         let Some(text) = line.strip_prefix("---") else {
             break;
         };
         let text = text.trim();
         if let Some(annotation) = text.strip_prefix('@') {
             let mut words = annotation.split_whitespace();
-            if words.next() == Some("rate_limit") {
-                meta.rate_limit = words.next().and_then(|n| n.parse().ok());
+            match words.next() {
+                Some("rate_limit") => meta.rate_limit = words.next().and_then(|n| n.parse().ok()),
+                Some("every") => match parse_every(words.next().unwrap_or("")) {
+                    Ok(period) => meta.every = Some(period),
+                    Err(message) => {
+                        problem.get_or_insert((index as u32 + 1, message));
+                    }
+                },
+                _ => {}
             }
         } else if meta.description.is_empty() && !text.is_empty() {
             meta.description = text.to_string();
         }
     }
-    meta
+    (meta, problem)
+}
+
+/// `30s`, `5m`, `1h`: a schedule's period, at least one second.
+fn parse_every(text: &str) -> Result<Duration, String> {
+    let problem = || format!("@every needs a period such as 30s, 5m or 1h (at least 1s), got {text:?}");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(problem)?;
+    let count: u64 = text[..split].parse().map_err(|_| problem())?;
+    let unit = match &text[split..] {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(problem()),
+    };
+    match count.checked_mul(unit) {
+        Some(seconds) if seconds >= 1 => Ok(Duration::from_secs(seconds)),
+        _ => Err(problem()),
+    }
 }
 
 /// Turns a Luau message such as `[string "x"]:3: oops` or `x.lua:3: oops` into a [`LoadError`].
@@ -144,6 +182,19 @@ mod tests {
         let m = parse_metadata("--- @rate_limit 0\n---\n--- Second line wins\n");
         assert_eq!(m.description, "Second line wins");
         assert_eq!(m.rate_limit, Some(0));
+    }
+
+    #[test]
+    fn every_reads_seconds_minutes_and_hours_and_refuses_the_rest() {
+        assert_eq!(parse_metadata("--- @every 30s").every, Some(Duration::from_secs(30)));
+        assert_eq!(parse_metadata("--- @every 5m").every, Some(Duration::from_secs(300)));
+        assert_eq!(parse_metadata("--- @every 2h").every, Some(Duration::from_secs(7200)));
+        for bad in ["0s", "1.5s", "10", "s", "5d", "-1m", "", "99999999999999999999h"] {
+            let source = format!("--- Ticks\n--- @every {bad}\nfunction on_schedule() end");
+            let err = compile("t", Origin::Commands, Path::new("t.lua"), "t.lua", &source).unwrap_err();
+            assert_eq!(err.line, Some(2), "{bad}: {err}");
+            assert!(err.message.starts_with("@every needs a period"), "{bad}: {err}");
+        }
     }
 
     #[test]
