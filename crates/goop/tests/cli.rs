@@ -62,14 +62,56 @@ fn cmd_runs_chat_commands() {
     assert_eq!(stdout(&run_in(d, &["cmd", "!ECHO hi"])), "You said: hi\n");
     let unknown = run_in(d, &["cmd", "!nope"]);
     assert_eq!(stdout(&unknown), "Unknown command: !nope. Try !help\n");
-    assert!(unknown.status.success());
-    let plain = run_in(d, &["cmd", "hello there"]);
-    assert_eq!(stdout(&plain), "");
-    assert!(plain.status.success());
+    assert_eq!(unknown.status.code(), Some(1));
     assert_eq!(stdout(&run_in(d, &["cmd", "--as", "12D3KooWAbcdefgh", "--label", "Ann", "!greet"])), "Hello, Ann!\n");
     assert_eq!(stdout(&run_in(d, &["cmd", "--as", "12D3KooWAbcdefgh", "!greet"])), "Hello, peer 12D3KooW...!\n");
     let time = stdout(&run_in(d, &["cmd", "!time"]));
     assert!(time.ends_with(" UTC\n") && time.len() == "2026-01-01 00:00:00 UTC\n".len(), "{time}");
+}
+
+#[test]
+fn a_message_that_is_not_a_command_is_a_usage_error() {
+    let dir = peer();
+    for message in ["hello there", "  ", "echo !hi"] {
+        let out = run_in(dir.path(), &["cmd", message]);
+        assert_eq!(out.status.code(), Some(2), "{message:?}");
+        assert_eq!(stdout(&out), "");
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "goop: {:?} is not a command: a command is ! and a script's name, as in '!NAME ARGS' \
+                 (goop check lists the scripts)\n",
+                message.trim()
+            )
+        );
+    }
+}
+
+#[test]
+fn a_script_that_failed_to_load_or_to_run_says_where_and_exits_1() {
+    let dir = peer();
+    let d = dir.path();
+    std::fs::write(d.join("site/lua/broken.lua"), "function handle()\n  return 1 +\nend\n").unwrap();
+    std::fs::write(d.join("site/lua/functions/bad.lua"), "function call(r)\n  return {\nend\n").unwrap();
+    std::fs::write(d.join("site/lua/boom.lua"), "function handle()\n  error('boom')\nend\n").unwrap();
+    let parse_error = "Expected identifier when parsing expression, got 'end'";
+
+    let broken = run_in(d, &["cmd", "!broken"]);
+    assert_eq!(stdout(&broken), format!("!broken failed to load: site/lua/broken.lua:3: {parse_error}\n"));
+    assert_eq!(broken.status.code(), Some(1));
+    let bad = run_in(d, &["call", "bad"]);
+    assert_eq!(
+        stdout(&bad),
+        format!(
+            "{{\"ok\":false,\"error\":\"function bad failed to load: site/lua/functions/bad.lua:3: {parse_error}\"}}\n"
+        )
+    );
+    assert_eq!(bad.status.code(), Some(1));
+
+    let boom = run_in(d, &["cmd", "!boom"]);
+    assert_eq!(stdout(&boom), "Error: boom.lua:2: boom\n");
+    assert_eq!(boom.status.code(), Some(1), "a script that fails at run time exits 1");
+    assert_eq!(run_in(d, &["cmd", "!echo still here"]).status.code(), Some(0));
 }
 
 #[test]
