@@ -198,16 +198,12 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Outcome { stdout, success: true }
         }
         Command::Init { dir, template } => {
-            let written = goop::init::init(&dir, &template)?;
-            let mut stdout = String::new();
-            for path in written {
-                stdout.push_str(&format!("created {}\n", path.display()));
+            let done = goop::init::init(&dir, &template)?;
+            let mut stdout: String = done.written.iter().map(|p| format!("created {}\n", p.display())).collect();
+            if let Some(path) = done.gitignore_extended {
+                stdout.push_str(&format!("added the peer's private files to {}\n", path.display()));
             }
-            stdout.push_str(&format!(
-                "next: goop cmd --dir {} '!help'   or   goop run --dir {}\n",
-                dir.display(),
-                dir.display()
-            ));
+            stdout.push_str(&done.next);
             Outcome { stdout, success: true }
         }
         Command::Id { dir } => {

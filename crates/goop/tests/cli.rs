@@ -54,6 +54,54 @@ fn init_creates_a_working_peer_and_never_overwrites() {
 }
 
 #[test]
+fn init_suggests_a_next_step_that_fits_the_template() {
+    let parent = tempfile::tempdir().unwrap();
+    let starter = parent.path().join("starter");
+    let out = goop(&["init", starter.to_str().unwrap()]);
+    let d = starter.display();
+    let next = stdout(&out).lines().last().unwrap_or_default().to_string();
+    assert_eq!(
+        next,
+        format!("next: goop cmd --dir {d} '!help'   or   goop run --dir {d}   (then open the viewer URL it prints)")
+    );
+    assert!(run_in(&starter, &["cmd", "!help"]).status.success(), "the suggested command works");
+
+    let game = parent.path().join("game");
+    let out = goop(&["init", game.to_str().unwrap(), "--template", "tictactoe"]);
+    let next = stdout(&out).lines().last().unwrap_or_default().to_string();
+    assert_eq!(next, format!("next: goop run --dir {}   (then open the viewer URL it prints)", game.display()));
+}
+
+#[test]
+fn a_peer_folders_private_files_stay_out_of_git() {
+    let dir = peer();
+    let d = dir.path();
+    let ignore = std::fs::read_to_string(d.join(".gitignore")).unwrap();
+    for line in ["identity.key", "data.db", "data.db-*", "site/lua/.state/"] {
+        assert!(ignore.lines().any(|l| l == line), "{line} missing from {ignore}");
+    }
+    assert!(run_in(d, &["data", r#"{"op":"tables"}"#]).status.success(), "creates the database");
+    std::fs::create_dir_all(d.join("site/lua/.state")).unwrap();
+    std::fs::write(d.join("site/lua/.state/echo.json"), "{}").unwrap();
+    let git = |args: &[&str]| Command::new("git").arg("-C").arg(d).args(args).output().expect("git runs");
+    assert!(git(&["init", "-q"]).status.success());
+    let tracked = stdout(&git(&["status", "--porcelain", "--untracked-files=all"]));
+    assert!(tracked.contains("goop.json") && tracked.contains("site/lua/echo.lua"), "{tracked}");
+    for private in ["identity.key", "data.db", ".state"] {
+        assert!(!tracked.contains(private), "{private} would be committed: {tracked}");
+    }
+
+    // An existing .gitignore keeps its lines and gets the peer's.
+    let existing = tempfile::tempdir().unwrap();
+    std::fs::write(existing.path().join(".gitignore"), "node_modules").unwrap();
+    let out = goop(&["init", existing.path().to_str().unwrap()]);
+    assert!(stdout(&out)
+        .contains(&format!("added the peer's private files to {}", existing.path().join(".gitignore").display())));
+    let ignore = std::fs::read_to_string(existing.path().join(".gitignore")).unwrap();
+    assert!(ignore.starts_with("node_modules\n") && ignore.contains("\nidentity.key\n"), "{ignore}");
+}
+
+#[test]
 fn cmd_runs_chat_commands() {
     let dir = peer();
     let d = dir.path();
