@@ -280,3 +280,57 @@ fn a_peer_folder_without_its_key_is_refused() {
     }
     assert!(!dir.path().join("identity.key").exists(), "no new identity behind the owner's back");
 }
+
+/// The subcommands a `--help` text lists, `help` itself left out.
+fn subcommands(help: &str) -> Vec<String> {
+    let section = help.split("Commands:\n").nth(1).unwrap_or("");
+    let entries = section.lines().take_while(|l| l.starts_with("  "));
+    entries.filter_map(|l| l.split_whitespace().next()).filter(|c| *c != "help").map(String::from).collect()
+}
+
+/// Argument and option lines of a `--help` text that have no description of their own.
+fn undescribed(help: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    for section in ["Arguments:\n", "Options:\n"] {
+        let Some(body) = help.split(section).nth(1) else { continue };
+        for line in body.lines().take_while(|l| l.starts_with("  ")) {
+            let entry = line.trim_start();
+            let (_, text) = entry.split_once("  ").unwrap_or((entry, ""));
+            let text = text.split(" [default: ").next().unwrap_or("").trim_start_matches("[default: ").trim();
+            if !text.contains(' ') || text.starts_with('[') {
+                missing.push(line.to_string());
+            }
+        }
+    }
+    missing
+}
+
+#[test]
+fn help_describes_every_argument_of_every_command() {
+    let mut commands: Vec<Vec<String>> =
+        subcommands(&stdout(&goop(&["--help"]))).into_iter().map(|c| vec![c]).collect();
+    assert!(commands.len() >= 10, "{commands:?}");
+    let mut seen = 0;
+    while let Some(path) = commands.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = stdout(&goop(&args));
+        assert!(help.contains("Usage: goop"), "{args:?}: {help}");
+        assert_eq!(undescribed(&help), Vec::<String>::new(), "goop {}: arguments without help", path.join(" "));
+        for sub in subcommands(&help) {
+            commands.push([path.clone(), vec![sub]].concat());
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 11, "every command and `templates apply`");
+
+    let data = stdout(&goop(&["data", "--help"]));
+    for example in [
+        r#"{"op":"query","table":"games","limit":5}"#,
+        r#"{"op":"insert","table":"games","data":{"board":"---------"}}"#,
+        r#"{"op":"delete","table":"games","where":"_id = ?","args":[3]}"#,
+        r#"{"op":"lua-call","function":"hello","params":{"name":"Bo"}}"#,
+    ] {
+        assert!(data.contains(example), "{example} missing from goop data --help:\n{data}");
+    }
+}
