@@ -76,6 +76,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_peer_that_did_not_answer_in_time_gets_504() {
+        let peer = PeerId::random();
+        let page = page(&peer, "", &Unanswered::TimedOut(std::time::Duration::from_secs(30)));
+        assert_eq!(page.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    }
+
+    #[test]
     fn a_label_cannot_inject_markup() {
         assert_eq!(
             escape(r#"<img src=x onerror="a('b')">&"#),
