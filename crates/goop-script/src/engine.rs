@@ -33,8 +33,11 @@ pub enum ChatReply {
     NotACommand,
     /// A command ran and has nothing to say.
     Silent,
-    /// Send this text back to the sender (a script's reply or an error message).
+    /// The command's reply: send it back to the sender.
     Text(String),
+    /// The command is unknown, could not run, or failed: send `reply` back to the sender (it
+    /// names no host path); `error` is the cause, for the owner.
+    Failed { reply: String, error: Error },
 }
 
 /// A data function's params (`request.params`; `null` or nothing is an empty table).
@@ -175,32 +178,32 @@ impl Engine {
     ///
     /// Errors become the reply text, so the sender learns what happened.
     pub fn handle_chat(&self, caller: &Peer, message: &str) -> ChatReply {
-        let message = message.trim();
-        let Some(command) = message.strip_prefix('!') else {
+        let Some((name, args)) = parse_command(message) else {
             return ChatReply::NotACommand;
-        };
-        let (name, args) = match command.split_once(char::is_whitespace) {
-            Some((name, args)) => (name, args.trim_start()),
-            None => (command, ""),
         };
         match self.run_command(caller, name, args) {
             Ok(Some(text)) if !text.is_empty() => ChatReply::Text(truncate_reply(text)),
             Ok(_) => ChatReply::Silent,
-            Err(e @ Error::CommandNotFound(_)) => ChatReply::Text(e.to_string()),
-            Err(e) => {
-                tracing::warn!(target: "goop::script", caller = %caller.id, "!{name} failed: {e}");
-                ChatReply::Text(truncate_reply(format!("Error: {e}")))
+            // Said at load time already, or nothing the owner needs to hear about.
+            Err(error @ (Error::CommandNotFound(_) | Error::CommandUnavailable { .. })) => {
+                ChatReply::Failed { reply: error.to_string(), error }
+            }
+            Err(error) => {
+                tracing::warn!(target: "goop::script", caller = %caller.id, "!{name} failed: {error}");
+                ChatReply::Failed { reply: truncate_reply(format!("Error: {error}")), error }
             }
         }
     }
 
     /// Runs command `name`'s `handle(args)` for `caller`; `None` means no reply.
     pub fn run_command(&self, caller: &Peer, name: &str, args: &str) -> Result<Option<String>, Error> {
-        let script = read(&self.shared.registry)
-            .commands
-            .get(&name.to_lowercase())
-            .cloned()
-            .ok_or_else(|| Error::CommandNotFound(name.to_string()))?;
+        let registry = read(&self.shared.registry);
+        let script = registry.commands.get(&name.to_lowercase()).cloned().ok_or_else(|| {
+            match registry.never_loaded(Origin::Commands, name) {
+                Some(e) => Error::CommandUnavailable { name: name.to_string(), load_error: e.clone() },
+                None => Error::CommandNotFound(name.to_string()),
+            }
+        })?;
         match self.shared.invoke(&script, Entry::Handle(args), caller, Extensions::default())? {
             Output::Reply(r) => Ok(r),
             _ => Err(Error::Setup("handle produced no reply".into())),
@@ -221,11 +224,13 @@ impl Engine {
         params: Params<'_>,
         extensions: Extensions,
     ) -> Result<Json, Error> {
-        let script = read(&self.shared.registry)
-            .functions
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::FunctionNotFound(name.to_string()))?;
+        let registry = read(&self.shared.registry);
+        let script = registry.functions.get(name).cloned().ok_or_else(|| {
+            match registry.never_loaded(Origin::Functions, name) {
+                Some(e) => Error::FunctionUnavailable { name: name.to_string(), load_error: e.clone() },
+                None => Error::FunctionNotFound(name.to_string()),
+            }
+        })?;
         match self.shared.invoke(&script, Entry::Call(params), caller, extensions)? {
             Output::Result(r) => Ok(r),
             _ => Err(Error::Setup("call produced no result".into())),
@@ -388,6 +393,16 @@ impl Shared {
         let next = Registry::rescan(&self.config.script_dir, &previous, &mut probe);
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
     }
+}
+
+/// A chat message's command name and arguments, when it is a `!command`: `"!echo  hi"` is
+/// `("echo", "hi")`; a message that does not start with `!` is `None`.
+pub fn parse_command(message: &str) -> Option<(&str, &str)> {
+    let command = message.trim().strip_prefix('!')?;
+    Some(match command.split_once(char::is_whitespace) {
+        Some((name, args)) => (name, args.trim_start()),
+        None => (command, ""),
+    })
 }
 
 fn read(registry: &Snapshot) -> Arc<Registry> {

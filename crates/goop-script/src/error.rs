@@ -24,6 +24,13 @@ pub enum Error {
     /// No chat command with that name.
     #[error("Unknown command: !{0}. Try !help")]
     CommandNotFound(String),
+    /// The command's file is there but never loaded (no earlier version to keep active). The
+    /// text names no file: the owner finds it in `load_error`.
+    #[error("!{name} is unavailable: its script failed to load")]
+    CommandUnavailable { name: String, load_error: LoadError },
+    /// The data function's file is there but never loaded; as [`Error::CommandUnavailable`].
+    #[error("function {name} is unavailable: its script failed to load")]
+    FunctionUnavailable { name: String, load_error: LoadError },
     /// The script raised an error.
     #[error("{message}")]
     Runtime {

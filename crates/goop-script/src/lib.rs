@@ -46,7 +46,7 @@ mod watch;
 
 pub use budget::{Budget, Exceeded};
 pub use config::Config;
-pub use engine::{ChatReply, Engine, FunctionInfo, Params, ScriptInfo, MAX_REPLY_BYTES, TRUNCATED};
+pub use engine::{parse_command, ChatReply, Engine, FunctionInfo, Params, ScriptInfo, MAX_REPLY_BYTES, TRUNCATED};
 pub use error::{Error, LoadError};
 pub use event::{Event, Fired, HandlerRun, MAX_HANDLER_VALUES};
 pub use invocation::{Extensions, Invocation, Peer};

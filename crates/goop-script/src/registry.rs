@@ -56,6 +56,18 @@ impl Registry {
         next
     }
 
+    /// Why the `origin` script named `name` failed to load, when no version of it is active
+    /// (a command's name is matched without case, as commands are).
+    pub fn never_loaded(&self, origin: Origin, name: &str) -> Option<&LoadError> {
+        self.files.values().find_map(|f| {
+            let same = match origin {
+                Origin::Commands => f.name.eq_ignore_ascii_case(name),
+                Origin::Functions => f.name == name,
+            };
+            (same && f.origin == origin && f.script.is_none()).then_some(f.error.as_ref()).flatten()
+        })
+    }
+
     /// Fills the name maps. On a name clash a top-level script wins for commands and a
     /// `functions/` script wins for functions.
     fn index(&mut self) {

@@ -4,7 +4,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use goop_script::{ChatReply, Engine, FunctionInfo};
+use goop_script::{ChatReply, Engine, Error, FunctionInfo};
 use serde_json::json;
 
 #[test]
@@ -79,7 +79,23 @@ fn a_broken_script_is_skipped_and_reported() {
     assert!(!bad.loaded);
     let throws = scripts.iter().find(|s| s.name == "throws").unwrap().error.clone().unwrap();
     assert_eq!(throws.line, Some(2), "{throws}");
-    assert_eq!(chat(&engine, "!bad"), "Unknown command: !bad. Try !help");
+    // The caller learns the command exists but is broken, without the host's path; the error
+    // carries the load error for the owner.
+    let reply = engine.handle_chat(&visitor(), "!Bad");
+    let unavailable = Error::CommandUnavailable { name: "Bad".into(), load_error: err.clone() };
+    let text = "!Bad is unavailable: its script failed to load".to_string();
+    assert_eq!(reply, ChatReply::Failed { reply: text, error: unavailable });
+    assert!(matches!(
+        engine.handle_chat(&visitor(), "!nope"),
+        ChatReply::Failed { error: Error::CommandNotFound(_), .. }
+    ));
+
+    site.write("functions/half.lua", "function call(r)\n  return {\nend");
+    engine.reload();
+    let failed = call(&engine, "half", json!({})).unwrap_err();
+    assert_eq!(failed.to_string(), "function half is unavailable: its script failed to load");
+    let Error::FunctionUnavailable { load_error, .. } = failed else { panic!("{failed:?}") };
+    assert!(load_error.file.ends_with("functions/half.lua") && load_error.line == Some(3), "{load_error}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use goop_script::{ChatReply, Engine, Peer};
+use goop_script::{ChatReply, Engine, Error, LoadError, Peer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -20,6 +20,10 @@ pub enum SetupError {
     Config(#[from] ConfigError),
     #[error("lua scripting is disabled in {0} (set lua.enabled to true)")]
     Disabled(String),
+    #[error(
+        "{0:?} is not a command: a command is ! and a script's name, as in '!NAME ARGS' (goop check lists the scripts)"
+    )]
+    NotACommand(String),
     #[error(transparent)]
     Engine(#[from] goop_script::Error),
     #[error(transparent)]
@@ -91,15 +95,29 @@ impl LocalPeer {
     pub fn answer(&self, command: &Command) -> Result<Outcome, SetupError> {
         Ok(match command {
             Command::Call { caller, function, params } => {
-                let answer = Answer::from_call(self.engine()?.call(&self.caller(caller), function, params));
+                let answer = match self.engine()?.call(&self.caller(caller), function, params) {
+                    Err(Error::FunctionUnavailable { name, load_error }) => {
+                        Answer::error(format!("function {name} failed to load: {}", self.located(&load_error)))
+                    }
+                    outcome => Answer::from_call(outcome),
+                };
                 Outcome { success: answer.ok, stdout: answer.to_line() + "\n" }
             }
             Command::Cmd { caller, message } => {
-                let stdout = match self.engine()?.handle_chat(&self.caller(caller), message) {
-                    ChatReply::Text(text) => text + "\n",
-                    ChatReply::Silent | ChatReply::NotACommand => String::new(),
-                };
-                Outcome { stdout, success: true }
+                let not_a_command = || SetupError::NotACommand(message.trim().to_string());
+                if goop_script::parse_command(message).is_none() {
+                    return Err(not_a_command());
+                }
+                match self.engine()?.handle_chat(&self.caller(caller), message) {
+                    ChatReply::Text(text) => Outcome { stdout: text + "\n", success: true },
+                    ChatReply::Silent => Outcome { stdout: String::new(), success: true },
+                    ChatReply::NotACommand => return Err(not_a_command()),
+                    ChatReply::Failed { error: Error::CommandUnavailable { name, load_error }, .. } => Outcome {
+                        stdout: format!("!{name} failed to load: {}\n", self.located(&load_error)),
+                        success: false,
+                    },
+                    ChatReply::Failed { reply, .. } => Outcome { stdout: reply + "\n", success: false },
+                }
             }
             Command::Data { request } => {
                 let bytes = serde_json::to_vec(request).unwrap_or_default();
@@ -123,13 +141,18 @@ impl LocalPeer {
                 None => stdout.push_str(&format!("ok {}\n", script.name)),
                 Some(e) => {
                     success = false;
-                    let file = e.file.strip_prefix(&self.dir).unwrap_or(&e.file).display().to_string();
-                    let line = e.line.map(|l| format!(":{l}")).unwrap_or_default();
-                    stdout.push_str(&format!("error {}: {file}{line}: {}\n", script.name, e.message));
+                    stdout.push_str(&format!("error {}: {}\n", script.name, self.located(e)));
                 }
             }
         }
         Ok(Outcome { stdout, success })
+    }
+
+    /// `file:line: message`, the file relative to the peer folder: for the owner's eyes only.
+    fn located(&self, e: &LoadError) -> String {
+        let file = e.file.strip_prefix(&self.dir).unwrap_or(&e.file).display().to_string();
+        let line = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+        format!("{file}{line}: {}", e.message)
     }
 
     fn engine(&self) -> Result<&Engine, SetupError> {

@@ -23,7 +23,9 @@ enum TemplatesAction {
     /// kept under DIR/backups/), its tables' policies go into site/schema.json, its schema is
     /// applied now.
     Apply {
+        /// The template to install (see `goop templates`).
         name: String,
+        /// Peer folder to install it into.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
@@ -46,11 +48,33 @@ impl From<Caller> for local::Caller {
     }
 }
 
+/// How `goop data` requests look, shown by `goop data --help`.
+const DATA_REQUESTS: &str = r#"Requests (one JSON object; unknown fields are refused):
+  {"op":"tables"}                                  the tables
+  {"op":"describe","table":"games"}                a table's columns
+  {"op":"query","table":"games","limit":5}         rows (limit: 100 unless given); also
+      "columns":["_id","board"], "where":"status = ?", "args":["playing"], "order":"_id desc", "offset":10
+  {"op":"insert","table":"games","data":{"board":"---------"}}
+  {"op":"update","table":"games","data":{"status":"draw"},"where":"_id = ?","args":[3]}
+  {"op":"delete","table":"games","where":"_id = ?","args":[3]}
+  {"op":"lua-call","function":"hello","params":{"name":"Bo"}}    as goop call
+  {"op":"lua-list"}                                as goop list
+
+update and delete need a "where" ("1" for every row). The columns _id, _owner, _created_at and
+_updated_at are written by the peer, never by a request. Without --peer you ask as the folder's
+owner, whom site/schema.json's policies do not restrict; with --peer they apply to you.
+
+Examples:
+  goop data --dir mypeer '{"op":"query","table":"games","limit":5}'
+  goop data --peer ADDR '{"op":"insert","table":"notes","data":{"text":"hi"}}'"#;
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a peer folder with a site from a template (see `goop templates`).
     Init {
+        /// The folder to create (or an empty one to fill); refused if it has a goop.json.
         dir: PathBuf,
+        /// The site to start from: starter, tictactoe or quiz (`goop templates` lists them).
         #[arg(long, default_value = goop::templates::DEFAULT, value_name = "NAME")]
         template: String,
     },
@@ -61,11 +85,13 @@ enum Command {
     },
     /// Print this peer's ID.
     Id {
+        /// Peer folder (made by `goop init`).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
     /// Run the peer: serve its scripts, data and site to other peers until Ctrl-C.
     Run {
+        /// Peer folder (made by `goop init`).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
         /// Address to listen on (repeatable; default /ip4/0.0.0.0/tcp/4001).
@@ -80,6 +106,7 @@ enum Command {
     },
     /// Call a data function and print the data protocol's JSON answer.
     Call {
+        /// Peer folder (made by `goop init`): its scripts, or with --peer its identity.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
         /// Call the peer at this address instead of this folder's scripts.
@@ -87,12 +114,14 @@ enum Command {
         peer: Option<String>,
         #[command(flatten)]
         caller: Caller,
+        /// The data function: site/lua/functions/FUNCTION.lua (`goop list` lists them).
         function: String,
-        /// Request params as JSON (default {}).
+        /// Request params as JSON (default {}), e.g. '{"name":"Bo"}'.
         params: Option<String>,
     },
     /// Send a chat message and print the reply.
     Cmd {
+        /// Peer folder (made by `goop init`): its scripts, or with --peer its identity.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
         /// Send it to the peer at this address instead of this folder's scripts.
@@ -101,33 +130,44 @@ enum Command {
         #[command(flatten)]
         caller: Caller,
         /// Seconds to wait for a remote reply.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
         wait: u64,
+        /// A command, '!NAME ARGS' (runs site/lua/NAME.lua); with --peer, any other text is
+        /// delivered as a message.
         message: String,
     },
     /// Send any data-protocol request and print the answer.
+    #[command(after_help = DATA_REQUESTS)]
     Data {
+        /// Peer folder (made by `goop init`): its database, or with --peer its identity.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// Ask the peer at this address instead of this folder's database.
         #[arg(long, value_name = "MULTIADDR")]
         peer: Option<String>,
+        /// The request, a JSON object with an "op" (below).
         request: String,
     },
     /// Print a file of a peer's site.
     Site {
+        /// Peer folder (made by `goop init`) whose identity asks.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// The peer to ask, by the address its `goop run` printed.
         #[arg(long, value_name = "MULTIADDR")]
         peer: String,
+        /// The file, relative to the peer's site/ (e.g. /index.html).
         path: String,
     },
     /// List the data functions (the `lua-list` answer).
     List {
+        /// Peer folder (made by `goop init`).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
     /// Load every script and report which ones fail.
     Check {
+        /// Peer folder (made by `goop init`).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
@@ -198,16 +238,12 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Outcome { stdout, success: true }
         }
         Command::Init { dir, template } => {
-            let written = goop::init::init(&dir, &template)?;
-            let mut stdout = String::new();
-            for path in written {
-                stdout.push_str(&format!("created {}\n", path.display()));
+            let done = goop::init::init(&dir, &template)?;
+            let mut stdout: String = done.written.iter().map(|p| format!("created {}\n", p.display())).collect();
+            if let Some(path) = done.gitignore_extended {
+                stdout.push_str(&format!("added the peer's private files to {}\n", path.display()));
             }
-            stdout.push_str(&format!(
-                "next: goop cmd --dir {} '!help'   or   goop run --dir {}\n",
-                dir.display(),
-                dir.display()
-            ));
+            stdout.push_str(&done.next);
             Outcome { stdout, success: true }
         }
         Command::Id { dir } => {

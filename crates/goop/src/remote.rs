@@ -66,10 +66,14 @@ impl Session {
         self.data(&serde_json::json!({ "op": "lua-call", "function": function, "params": params })).await
     }
 
-    /// Sends a direct message and prints the first message that comes back within `wait`.
+    /// Sends a direct message. A `!command`'s reply is the first message that comes back within
+    /// `wait`; any other message gets none, so this returns once the peer has it.
     pub async fn cmd(&self, message: &str, wait: Duration) -> Result<Outcome, RemoteError> {
         let mut incoming = self.node.incoming();
         self.node.send_chat(self.peer, message).await.map_err(|e| RemoteError::Unreachable(e.to_string()))?;
+        if goop_script::parse_command(message).is_none() {
+            return Ok(Outcome { stdout: "delivered (no reply expected)\n".into(), success: true });
+        }
         let reply = tokio::time::timeout(wait, async {
             while let Ok(msg) = incoming.recv().await {
                 if msg.from == self.peer {

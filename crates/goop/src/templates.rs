@@ -142,6 +142,21 @@ impl Template {
         Ok(done)
     }
 
+    /// The chat commands it ships (`site/lua/NAME.lua`), sorted.
+    pub fn commands(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        collect(self.dir, &mut files);
+        let scripts = self.dir.path().join("site/lua");
+        let mut names: Vec<String> = files
+            .iter()
+            .filter(|f| f.path().parent() == Some(scripts.as_path()))
+            .filter(|f| f.path().extension().is_some_and(|x| x == "lua"))
+            .filter_map(|f| f.path().file_stem().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        names
+    }
+
     fn merged_policies(&self, path: &Path) -> Result<String, TemplateError> {
         let bad = |message: String| TemplateError::Policies { path: path.to_path_buf(), message };
         let mut doc: Value = match std::fs::read_to_string(path) {
@@ -206,6 +221,12 @@ mod tests {
             assert!(done.written.iter().all(|p| p.starts_with(dir.path().join("site"))));
             assert!(done.backed_up.is_empty());
         }
+    }
+
+    #[test]
+    fn commands_are_the_top_level_scripts() {
+        assert_eq!(find("starter").unwrap().commands(), ["echo", "greet", "help", "time"]);
+        assert!(find("tictactoe").unwrap().commands().is_empty(), "its scripts are data functions");
     }
 
     #[test]

@@ -54,6 +54,54 @@ fn init_creates_a_working_peer_and_never_overwrites() {
 }
 
 #[test]
+fn init_suggests_a_next_step_that_fits_the_template() {
+    let parent = tempfile::tempdir().unwrap();
+    let starter = parent.path().join("starter");
+    let out = goop(&["init", starter.to_str().unwrap()]);
+    let d = starter.display();
+    let next = stdout(&out).lines().last().unwrap_or_default().to_string();
+    assert_eq!(
+        next,
+        format!("next: goop cmd --dir {d} '!help'   or   goop run --dir {d}   (then open the viewer URL it prints)")
+    );
+    assert!(run_in(&starter, &["cmd", "!help"]).status.success(), "the suggested command works");
+
+    let game = parent.path().join("game");
+    let out = goop(&["init", game.to_str().unwrap(), "--template", "tictactoe"]);
+    let next = stdout(&out).lines().last().unwrap_or_default().to_string();
+    assert_eq!(next, format!("next: goop run --dir {}   (then open the viewer URL it prints)", game.display()));
+}
+
+#[test]
+fn a_peer_folders_private_files_stay_out_of_git() {
+    let dir = peer();
+    let d = dir.path();
+    let ignore = std::fs::read_to_string(d.join(".gitignore")).unwrap();
+    for line in ["identity.key", "data.db", "data.db-*", "site/lua/.state/", "run.lock"] {
+        assert!(ignore.lines().any(|l| l == line), "{line} missing from {ignore}");
+    }
+    assert!(run_in(d, &["data", r#"{"op":"tables"}"#]).status.success(), "creates the database");
+    std::fs::create_dir_all(d.join("site/lua/.state")).unwrap();
+    std::fs::write(d.join("site/lua/.state/echo.json"), "{}").unwrap();
+    let git = |args: &[&str]| Command::new("git").arg("-C").arg(d).args(args).output().expect("git runs");
+    assert!(git(&["init", "-q"]).status.success());
+    let tracked = stdout(&git(&["status", "--porcelain", "--untracked-files=all"]));
+    assert!(tracked.contains("goop.json") && tracked.contains("site/lua/echo.lua"), "{tracked}");
+    for private in ["identity.key", "data.db", ".state"] {
+        assert!(!tracked.contains(private), "{private} would be committed: {tracked}");
+    }
+
+    // An existing .gitignore keeps its lines and gets the peer's.
+    let existing = tempfile::tempdir().unwrap();
+    std::fs::write(existing.path().join(".gitignore"), "node_modules").unwrap();
+    let out = goop(&["init", existing.path().to_str().unwrap()]);
+    assert!(stdout(&out)
+        .contains(&format!("added the peer's private files to {}", existing.path().join(".gitignore").display())));
+    let ignore = std::fs::read_to_string(existing.path().join(".gitignore")).unwrap();
+    assert!(ignore.starts_with("node_modules\n") && ignore.contains("\nidentity.key\n"), "{ignore}");
+}
+
+#[test]
 fn cmd_runs_chat_commands() {
     let dir = peer();
     let d = dir.path();
@@ -62,14 +110,56 @@ fn cmd_runs_chat_commands() {
     assert_eq!(stdout(&run_in(d, &["cmd", "!ECHO hi"])), "You said: hi\n");
     let unknown = run_in(d, &["cmd", "!nope"]);
     assert_eq!(stdout(&unknown), "Unknown command: !nope. Try !help\n");
-    assert!(unknown.status.success());
-    let plain = run_in(d, &["cmd", "hello there"]);
-    assert_eq!(stdout(&plain), "");
-    assert!(plain.status.success());
+    assert_eq!(unknown.status.code(), Some(1));
     assert_eq!(stdout(&run_in(d, &["cmd", "--as", "12D3KooWAbcdefgh", "--label", "Ann", "!greet"])), "Hello, Ann!\n");
     assert_eq!(stdout(&run_in(d, &["cmd", "--as", "12D3KooWAbcdefgh", "!greet"])), "Hello, peer 12D3KooW...!\n");
     let time = stdout(&run_in(d, &["cmd", "!time"]));
     assert!(time.ends_with(" UTC\n") && time.len() == "2026-01-01 00:00:00 UTC\n".len(), "{time}");
+}
+
+#[test]
+fn a_message_that_is_not_a_command_is_a_usage_error() {
+    let dir = peer();
+    for message in ["hello there", "  ", "echo !hi"] {
+        let out = run_in(dir.path(), &["cmd", message]);
+        assert_eq!(out.status.code(), Some(2), "{message:?}");
+        assert_eq!(stdout(&out), "");
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "goop: {:?} is not a command: a command is ! and a script's name, as in '!NAME ARGS' \
+                 (goop check lists the scripts)\n",
+                message.trim()
+            )
+        );
+    }
+}
+
+#[test]
+fn a_script_that_failed_to_load_or_to_run_says_where_and_exits_1() {
+    let dir = peer();
+    let d = dir.path();
+    std::fs::write(d.join("site/lua/broken.lua"), "function handle()\n  return 1 +\nend\n").unwrap();
+    std::fs::write(d.join("site/lua/functions/bad.lua"), "function call(r)\n  return {\nend\n").unwrap();
+    std::fs::write(d.join("site/lua/boom.lua"), "function handle()\n  error('boom')\nend\n").unwrap();
+    let parse_error = "Expected identifier when parsing expression, got 'end'";
+
+    let broken = run_in(d, &["cmd", "!broken"]);
+    assert_eq!(stdout(&broken), format!("!broken failed to load: site/lua/broken.lua:3: {parse_error}\n"));
+    assert_eq!(broken.status.code(), Some(1));
+    let bad = run_in(d, &["call", "bad"]);
+    assert_eq!(
+        stdout(&bad),
+        format!(
+            "{{\"ok\":false,\"error\":\"function bad failed to load: site/lua/functions/bad.lua:3: {parse_error}\"}}\n"
+        )
+    );
+    assert_eq!(bad.status.code(), Some(1));
+
+    let boom = run_in(d, &["cmd", "!boom"]);
+    assert_eq!(stdout(&boom), "Error: boom.lua:2: boom\n");
+    assert_eq!(boom.status.code(), Some(1), "a script that fails at run time exits 1");
+    assert_eq!(run_in(d, &["cmd", "!echo still here"]).status.code(), Some(0));
 }
 
 #[test]
@@ -189,4 +279,58 @@ fn a_peer_folder_without_its_key_is_refused() {
         assert!(stderr(&out).contains("identity.key is missing: it is this peer's identity"), "{}", stderr(&out));
     }
     assert!(!dir.path().join("identity.key").exists(), "no new identity behind the owner's back");
+}
+
+/// The subcommands a `--help` text lists, `help` itself left out.
+fn subcommands(help: &str) -> Vec<String> {
+    let section = help.split("Commands:\n").nth(1).unwrap_or("");
+    let entries = section.lines().take_while(|l| l.starts_with("  "));
+    entries.filter_map(|l| l.split_whitespace().next()).filter(|c| *c != "help").map(String::from).collect()
+}
+
+/// Argument and option lines of a `--help` text that have no description of their own.
+fn undescribed(help: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    for section in ["Arguments:\n", "Options:\n"] {
+        let Some(body) = help.split(section).nth(1) else { continue };
+        for line in body.lines().take_while(|l| l.starts_with("  ")) {
+            let entry = line.trim_start();
+            let (_, text) = entry.split_once("  ").unwrap_or((entry, ""));
+            let text = text.split(" [default: ").next().unwrap_or("").trim_start_matches("[default: ").trim();
+            if !text.contains(' ') || text.starts_with('[') {
+                missing.push(line.to_string());
+            }
+        }
+    }
+    missing
+}
+
+#[test]
+fn help_describes_every_argument_of_every_command() {
+    let mut commands: Vec<Vec<String>> =
+        subcommands(&stdout(&goop(&["--help"]))).into_iter().map(|c| vec![c]).collect();
+    assert!(commands.len() >= 10, "{commands:?}");
+    let mut seen = 0;
+    while let Some(path) = commands.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = stdout(&goop(&args));
+        assert!(help.contains("Usage: goop"), "{args:?}: {help}");
+        assert_eq!(undescribed(&help), Vec::<String>::new(), "goop {}: arguments without help", path.join(" "));
+        for sub in subcommands(&help) {
+            commands.push([path.clone(), vec![sub]].concat());
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 11, "every command and `templates apply`");
+
+    let data = stdout(&goop(&["data", "--help"]));
+    for example in [
+        r#"{"op":"query","table":"games","limit":5}"#,
+        r#"{"op":"insert","table":"games","data":{"board":"---------"}}"#,
+        r#"{"op":"delete","table":"games","where":"_id = ?","args":[3]}"#,
+        r#"{"op":"lua-call","function":"hello","params":{"name":"Bo"}}"#,
+    ] {
+        assert!(data.contains(example), "{example} missing from goop data --help:\n{data}");
+    }
 }

@@ -54,8 +54,47 @@ fn an_unreachable_peer_exits_2() {
     // A port nothing listens on: bind one, note it, close it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("/ip4/127.0.0.1/tcp/{port}");
-    let out = goop(&["call", "--peer", &addr, "--dir", visitor.path().to_str().unwrap(), "hello"]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    for args in [vec!["call", "hello"], vec!["cmd", "!echo hi"], vec!["site", "/index.html"]] {
+        let mut all = vec![args[0], "--peer", &addr, "--dir", visitor.path().to_str().unwrap()];
+        all.extend_from_slice(&args[1..]);
+        let out = goop(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), format!("goop: cannot reach {addr}: connection refused\n"));
+    }
+}
+
+#[test]
+fn a_remote_caller_learns_a_script_is_broken_but_not_where_it_lives() {
+    let (host_dir, visitor_dir) = (folder("Host"), folder("Ann"));
+    let lua = host_dir.path().join("site/lua");
+    std::fs::write(lua.join("broken.lua"), "function handle()\n  return 1 +\nend\n").unwrap();
+    std::fs::write(lua.join("functions/bad.lua"), "function call(r)\n  return {\nend\n").unwrap();
+    let host = run(host_dir.path());
+    let v = visitor_dir.path().to_str().unwrap();
+
+    let broken = goop(&["cmd", "--peer", &host.addr, "--dir", v, "!broken"]);
+    assert_eq!(stdout(&broken), "!broken is unavailable: its script failed to load\n");
+    let bad = goop(&["call", "--peer", &host.addr, "--dir", v, "bad"]);
+    assert_eq!(stdout(&bad), "{\"ok\":false,\"error\":\"function bad is unavailable: its script failed to load\"}\n");
+    assert_eq!(bad.status.code(), Some(1));
+    let host_path = host_dir.path().to_str().unwrap();
+    for out in [&broken, &bad] {
+        let seen = format!("{}{}", stdout(out), String::from_utf8_lossy(&out.stderr));
+        assert!(!seen.contains(host_path) && !seen.contains(".lua"), "{seen}");
+    }
+}
+
+#[test]
+fn a_plain_message_returns_once_delivered() {
+    let (host_dir, visitor_dir) = (folder("Host"), folder("Ann"));
+    let host = run(host_dir.path());
+    let started = std::time::Instant::now();
+    let out = goop(&["cmd", "--peer", &host.addr, "--dir", visitor_dir.path().to_str().unwrap(), "--wait", "60", "hi"]);
+    assert_eq!(stdout(&out), "delivered (no reply expected)\n");
+    assert_eq!(out.status.code(), Some(0));
+    // Well under the 60 s a command's reply may take: nothing is waited for.
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
 }
 
 fn data(addr: &str, dir: &Path, request: &str) -> serde_json::Value {

@@ -200,3 +200,25 @@ fn messages_and_command_replies_reach_the_inbox_through_the_viewer() {
     let reply = inbox_has(visitor.viewer_port, "You said: ping");
     assert_eq!(reply["messages"][0]["from"], host_id.as_str());
 }
+
+#[test]
+fn an_offline_peers_site_gets_a_page_saying_so() {
+    let (host_dir, visitor_dir) = (folder("Host <b>&"), folder("Ann"));
+    let host = run(host_dir.path());
+    let visitor = run_with(visitor_dir.path(), &["--connect", &host.addr]);
+    let host_id = peer_id(host_dir.path());
+    let site = site_host(visitor.viewer_port, &host_id);
+    assert_eq!(get(visitor.viewer_port, &site, "/").status, 200);
+    drop(host);
+
+    let started = Instant::now();
+    let page = get(visitor.viewer_port, &site, "/index.html");
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.head.contains("content-type: text/html; charset=utf-8"), "{}", page.head);
+    assert!(page.body.starts_with("<!doctype html>"), "{}", page.body);
+    assert!(page.body.contains("<h1>This peer is offline</h1>"), "{}", page.body);
+    assert!(page.body.contains(&format!("Peer <code>{host_id}</code>")), "{}", page.body);
+    assert!(page.body.contains("(Host &lt;b&gt;&amp;)") && !page.body.contains("<b>"), "label escaped: {}", page.body);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(25), "the page took {took:?}");
+}

@@ -52,10 +52,10 @@ pub fn cmd(engine: &Engine, name: &str, args: &str) -> Result<Option<String>, Er
     engine.run_command(&visitor(), name, args)
 }
 
-/// The reply text of a chat message from the visitor.
+/// The reply text of a chat message from the visitor (a failed command's included).
 pub fn chat(engine: &Engine, message: &str) -> String {
     match engine.handle_chat(&visitor(), message) {
-        ChatReply::Text(t) => t,
+        ChatReply::Text(t) | ChatReply::Failed { reply: t, .. } => t,
         other => panic!("expected a text reply to {message:?}, got {other:?}"),
     }
 }

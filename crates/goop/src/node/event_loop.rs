@@ -7,7 +7,7 @@ use futures::StreamExt;
 use goop_script::Peer;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -78,7 +78,7 @@ impl EventLoop {
                         self.dials.insert(id, reply);
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(NodeError::Unreachable(format!("{addr}: {e}"))));
+                        let _ = reply.send(Err(NodeError::Unreachable(dial_failure(&e))));
                     }
                 }
             }
@@ -136,7 +136,7 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed { peer_id, .. } => self.known.disconnected(&peer_id),
             SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                 if let Some(reply) = self.dials.remove(&connection_id) {
-                    let _ = reply.send(Err(NodeError::Unreachable(error.to_string())));
+                    let _ = reply.send(Err(NodeError::Unreachable(dial_failure(&error))));
                 }
             }
             SwarmEvent::Behaviour(event) => self.behaviour(event),
@@ -254,4 +254,37 @@ impl EventLoop {
             }
         });
     }
+}
+
+/// Why a dial failed, in a few words ("connection refused") rather than libp2p's nested report
+/// of every transport layer.
+fn dial_failure(error: &DialError) -> String {
+    match error {
+        DialError::Transport(attempts) => match attempts.first() {
+            Some((_, error)) => root_cause(error),
+            None => "no address to dial".into(),
+        },
+        DialError::WrongPeerId { obtained, .. } => format!("the peer there is {obtained}, not the one asked for"),
+        DialError::LocalPeerId { .. } => "that address is this peer itself".into(),
+        DialError::NoAddresses => "no address to dial".into(),
+        DialError::Aborted | DialError::DialPeerConditionFalse(_) => "the dial was cancelled".into(),
+        DialError::Denied { cause } => format!("refused by this peer's connection limits: {cause}"),
+    }
+}
+
+/// The innermost message of `error`'s chain, as a sentence part: "connection refused" for
+/// libp2p's `Connection refused (os error 111)` (the OS error itself sits behind wrappers that
+/// hide it from `source()`, so its text is what is left).
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    let text = match text.rsplit_once(" (os error ") {
+        Some((message, code)) if code.ends_with(')') => message.to_string(),
+        _ => text,
+    };
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_lowercase().chain(chars).collect()).unwrap_or(text)
 }

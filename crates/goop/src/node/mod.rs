@@ -60,6 +60,7 @@ pub struct Incoming {
 pub enum NodeError {
     #[error("cannot start the network: {0}")]
     Start(String),
+    /// `ADDR: why`, one line.
     #[error("cannot reach {0}")]
     Unreachable(String),
     #[error("request failed: {0}")]
@@ -190,8 +191,11 @@ impl Node {
     /// Connects to `addr` and swaps labels with the peer there; returns its ID.
     pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NodeError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Dial { addr, reply }).await?;
-        rx.await.map_err(|_| NodeError::Stopped)?
+        self.send(Command::Dial { addr: addr.clone(), reply }).await?;
+        rx.await.map_err(|_| NodeError::Stopped)?.map_err(|e| match e {
+            NodeError::Unreachable(why) => NodeError::Unreachable(format!("{addr}: {why}")),
+            other => other,
+        })
     }
 
     /// Sends one request on `proto` and waits for the answer.

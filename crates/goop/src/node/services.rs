@@ -55,7 +55,7 @@ impl Services {
     pub fn chat(&self, from: &Peer, message: &chat::ChatMessage) -> ChatOutcome {
         if let Some(engine) = &self.engine {
             match engine.handle_chat(from, &message.content) {
-                ChatReply::Text(reply) => return ChatOutcome::Reply(reply),
+                ChatReply::Text(reply) | ChatReply::Failed { reply, .. } => return ChatOutcome::Reply(reply),
                 ChatReply::Silent => return ChatOutcome::Done,
                 ChatReply::NotACommand => {}
             }

@@ -6,6 +6,7 @@
 //! origin. Then `dashboard.rs` or `site.rs` answers it.
 
 mod dashboard;
+mod offline;
 pub mod origin;
 mod site;
 

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use libp2p::PeerId;
 use serde_json::json;
 
+use super::offline::{self, Unanswered};
 use super::{json, refuse, Viewer};
 use crate::node::Proto;
 use crate::protocol::site::{self, SiteRequest};
@@ -54,7 +55,7 @@ async fn data(viewer: &Viewer, peer: PeerId, body: &[u8]) -> Response {
         let (services, me, body) = (viewer.services.clone(), viewer.me.clone(), body.to_vec());
         tokio::task::spawn_blocking(move || services.data(&me, &body)).await.map_err(|e| e.to_string())
     } else {
-        remote(viewer, peer, Proto::Data, body.to_vec(), DATA_WAIT).await
+        remote(viewer, peer, Proto::Data, body.to_vec(), DATA_WAIT).await.map_err(|e| e.message(&peer))
     };
     match answer {
         Ok(bytes) if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() => {
@@ -71,7 +72,10 @@ async fn file(viewer: &Viewer, peer: PeerId, path: &str) -> Response {
         let services = viewer.services.clone();
         tokio::task::spawn_blocking(move || services.site(&request)).await.map_err(|e| e.to_string())
     } else {
-        remote(viewer, peer, Proto::Site, request, SITE_WAIT).await
+        match remote(viewer, peer, Proto::Site, request, SITE_WAIT).await {
+            Ok(bytes) => Ok(bytes),
+            Err(why) => return offline::page(&peer, &viewer.node.label_of(&peer), &why),
+        }
     };
     let (head, bytes) = match encoded.and_then(|b| site::decode(&b)) {
         Ok(decoded) => decoded,
@@ -95,11 +99,20 @@ async fn file(viewer: &Viewer, peer: PeerId, path: &str) -> Response {
         .into_response()
 }
 
-/// One request to another peer, with the error a page shows when it is not answered.
-async fn remote(viewer: &Viewer, peer: PeerId, proto: Proto, body: Vec<u8>, wait: Duration) -> Result<Vec<u8>, String> {
+/// One request to another peer, or why it was not answered.
+async fn remote(
+    viewer: &Viewer,
+    peer: PeerId,
+    proto: Proto,
+    body: Vec<u8>,
+    wait: Duration,
+) -> Result<Vec<u8>, Unanswered> {
     match tokio::time::timeout(wait, viewer.node.request(peer, proto, body)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(format!("cannot reach peer {peer}: {e}")),
-        Err(_) => Err(format!("peer {peer} did not answer in time")),
+        Ok(Err(e)) => {
+            tracing::debug!("{proto:?} request to {peer}: {e}");
+            Err(Unanswered::Unreachable(e.to_string()))
+        }
+        Err(_) => Err(Unanswered::TimedOut(wait)),
     }
 }
