@@ -16,6 +16,7 @@ use crate::module::HostModule;
 use crate::pool::Pool;
 use crate::ratelimit::RateLimits;
 use crate::registry::Registry;
+use crate::schedule::{self, Schedule};
 use crate::script::{Origin, Script};
 use crate::text::cut;
 use crate::vm::{Entry, Output, Vm, VmSetup};
@@ -282,6 +283,30 @@ impl Engine {
             }
         }
         Ok(fired)
+    }
+
+    /// Runs the handler of `event` in every script annotated `--- @every PERIOD`, each on its
+    /// own period (the first run one period after it loads), as `runs_as`, until the returned
+    /// [`Schedule`] is dropped. A run still going when the next is due is skipped, not stacked.
+    pub fn schedule(&self, event: &str, runs_as: Peer) -> Result<Schedule, Error> {
+        if !self.shared.config.events.iter().any(|e| e.name == event) {
+            return Err(Error::UnknownEvent(event.to_string()));
+        }
+        let (weak, name) = (Arc::downgrade(&self.shared), event.to_string());
+        let scripts = move || {
+            let shared = weak.upgrade()?;
+            let handlers = read(&shared.registry).handlers.get(&name).cloned().unwrap_or_default();
+            Some(handlers.into_iter().filter(|s| s.metadata.every.is_some()).collect())
+        };
+        let (weak, name) = (Arc::downgrade(&self.shared), event.to_string());
+        let run = move |script: &Script| {
+            let Some(shared) = weak.upgrade() else { return };
+            let entry = Entry::Handler { name: &name, args: &[] };
+            if let Err(e) = shared.invoke(script, entry, &runs_as, Extensions::default()) {
+                tracing::warn!(target: "goop::script", "scheduled {name} of {} failed: {e}", script.name);
+            }
+        };
+        Ok(schedule::start(scripts, Arc::new(run)))
     }
 
     /// Whether some loaded script handles event `name` (so the host may skip building its args).

@@ -39,6 +39,7 @@ mod pool;
 mod ratelimit;
 mod registry;
 pub mod sandbox;
+mod schedule;
 mod script;
 mod text;
 mod vm;
@@ -53,6 +54,7 @@ pub use invocation::{Extensions, Invocation, Peer};
 pub use keyed::{KeyedRates, Refused, MAX_TRACKED};
 pub use module::{HostModule, Scope};
 pub use registry::FUNCTIONS_DIR;
+pub use schedule::Schedule;
 pub use script::{parse_metadata, Metadata};
 pub use vm::MAX_RESULT_BYTES;
 

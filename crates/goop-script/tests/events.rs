@@ -4,7 +4,9 @@
 mod common;
 
 use common::{visitor, Site};
-use goop_script::{Engine, Error, Event};
+use std::time::Duration;
+
+use goop_script::{Engine, Error, Event, Peer};
 use serde_json::json;
 
 fn engine_with(site: &Site, events: Vec<Event>) -> Engine {
@@ -129,4 +131,73 @@ fn a_handler_cannot_return_what_json_cannot_hold() {
     let engine = engine_with(&site, vec![Event::new("on_tick")]);
     let fired = engine.fire("on_tick", &visitor(), &[]).unwrap();
     assert!(matches!(fired.runs[0].result, Err(Error::BadResult { .. })), "{:?}", fired.runs[0].result);
+}
+
+/// A schedule's tests: `ticker.lua` counts its runs in kv; `!runs` reads them back.
+fn scheduled(every: &str, body: &str) -> (Site, Engine) {
+    let site = Site::new();
+    site.write(
+        "ticker.lua",
+        &format!(
+            "--- Ticks\n--- @every {every}\nfunction on_schedule()\n goop.kv.incr('runs')\n {body}\nend\n\
+             function handle() return goop.json.encode({{ runs = goop.kv.get('runs') or 0, \
+             overlaps = goop.kv.get('overlaps') or 0, who = goop.kv.get('who') }}) end"
+        ),
+    );
+    let mut config = site.config();
+    config.timeout = Duration::from_secs(5);
+    config.events = vec![Event::new("on_schedule")];
+    let engine = Engine::new(config).expect("engine starts");
+    (site, engine)
+}
+
+fn runs(engine: &Engine) -> serde_json::Value {
+    serde_json::from_str(&common::cmd(engine, "ticker", "").unwrap().unwrap()).unwrap()
+}
+
+#[test]
+fn every_second_runs_about_once_a_second_as_the_peer_itself() {
+    let (_site, engine) = scheduled("1s", "goop.kv.set('who', goop.peer.id)");
+    let schedule = engine.schedule("on_schedule", Peer::new("12D3KooWSelf", "Host")).unwrap();
+    std::thread::sleep(Duration::from_millis(4500));
+    let seen = runs(&engine);
+    // Due at 1, 2, 3 and 4 s; a busy machine may run late, never early or twice a period.
+    let count = seen["runs"].as_i64().unwrap();
+    assert!((2..=4).contains(&count), "{seen}");
+    assert_eq!(seen["who"], "12D3KooWSelf");
+    drop(schedule);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(&engine)["runs"], count, "runs went on after the schedule was dropped");
+}
+
+#[test]
+fn a_run_still_going_when_the_next_is_due_is_skipped_not_stacked() {
+    // Each run takes 2.5 s of a 1 s period.
+    let body = "if goop.kv.incr('active') > 1 then goop.kv.incr('overlaps') end\n\
+                local t = os.clock() while os.clock() - t < 2.5 do end\n\
+                goop.kv.incr('active', -1)";
+    let (_site, engine) = scheduled("1s", body);
+    let _schedule = engine.schedule("on_schedule", Peer::new("12D3KooWSelf", "Host")).unwrap();
+    std::thread::sleep(Duration::from_millis(5500));
+    let seen = runs(&engine);
+    // Stacked, 5 runs would have started by 5.5 s; skipped, they start at about 1 s and 4 s.
+    let count = seen["runs"].as_i64().unwrap();
+    assert!((1..=2).contains(&count), "{seen}");
+    assert_eq!(seen["overlaps"], 0, "{seen}");
+}
+
+#[test]
+fn a_schedule_follows_reloads_and_needs_a_declared_event() {
+    let (site, engine) = scheduled("1h", "");
+    assert_eq!(engine.schedule("on_tock", Peer::default()).err(), Some(Error::UnknownEvent("on_tock".into())));
+    let _schedule = engine.schedule("on_schedule", Peer::new("12D3KooWSelf", "Host")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(&engine)["runs"], 0);
+    // The owner shortens the period: the new version runs on it.
+    let source = std::fs::read_to_string(site.path().join("ticker.lua")).unwrap();
+    site.write("ticker.lua", &source.replace("@every 1h", "@every 1s"));
+    engine.reload();
+    std::thread::sleep(Duration::from_millis(3500));
+    let count = runs(&engine)["runs"].as_i64().unwrap();
+    assert!((1..=3).contains(&count), "{count}");
 }
