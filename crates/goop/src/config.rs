@@ -217,6 +217,7 @@ impl PeerConfig {
         c.rate_limit_global = self.lua.rate_limit_global;
         c.hot_reload = self.lua.hot_reload;
         c.local = local;
+        c.events = crate::events::declared();
         c
     }
 }

@@ -3,6 +3,7 @@
 pub mod answer;
 pub mod config;
 pub mod control;
+pub mod events;
 pub mod http;
 pub mod identity;
 pub mod init;

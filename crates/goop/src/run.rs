@@ -69,6 +69,10 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
         tokio::task::spawn_blocking(move || services(&dir, &config, local)).await??
     };
     let services = Arc::new(services);
+    let schedule = match &services.engine {
+        Some(engine) => Some(engine.schedule(crate::events::SCHEDULE, local.clone())?),
+        None => None,
+    };
     if services.engine.is_none() {
         tracing::warn!("lua scripting is disabled; set lua.enabled in goop.json to serve scripts");
     }
@@ -150,6 +154,7 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
         task.abort();
     }
     drop(control);
+    drop(schedule);
     drop(node);
     drop(lock);
     Ok(())

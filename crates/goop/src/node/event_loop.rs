@@ -120,7 +120,10 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } => {
                 self.addrs.send_modify(|a| a.push(address));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+                if num_established.get() == 1 {
+                    self.peer_changed(crate::events::PEER_CONNECT, peer_id);
+                }
                 let addr = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
                 let reply = self.dials.remove(&connection_id);
                 let seen = self.known.see_kept(peer_id, addr);
@@ -133,7 +136,12 @@ impl EventLoop {
                     self.requests.insert((Proto::Profile, id), Pending::Profile(reply));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, .. } => self.known.disconnected(&peer_id),
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                if num_established == 0 {
+                    self.peer_changed(crate::events::PEER_DISCONNECT, peer_id);
+                }
+                self.known.disconnected(&peer_id);
+            }
             SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                 if let Some(reply) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Err(NodeError::Unreachable(dial_failure(&error))));
@@ -141,6 +149,13 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(event) => self.behaviour(event),
             _ => {}
+        }
+    }
+
+    /// A peer's first connection opened or its last one closed: the scripts hear of it.
+    fn peer_changed(&self, event: &'static str, peer: PeerId) {
+        if let Some(engine) = self.services.as_ref().and_then(|s| s.engine.as_ref()) {
+            crate::events::peer_changed(engine, event, Peer::new(peer.to_string(), self.labels.get(&peer)));
         }
     }
 

@@ -51,7 +51,8 @@ pub enum ChatOutcome {
 }
 
 impl Services {
-    /// Phase 1 dispatch: `!commands` go to the engine; other messages go to the inbox.
+    /// Phase 1 dispatch: `!commands` go to the engine; other messages go to the inbox, then to
+    /// the scripts' `on_message`.
     pub fn chat(&self, from: &Peer, message: &chat::ChatMessage) -> ChatOutcome {
         if let Some(engine) = &self.engine {
             match engine.handle_chat(from, &message.content) {
@@ -63,6 +64,9 @@ impl Services {
         tracing::info!(from = %from.id, label = %from.label, "message: {}", message.content);
         if let Err(e) = self.store.save_message(&from.id, &from.label, &message.content) {
             tracing::warn!("cannot keep message from {}: {e}", from.id);
+        }
+        if let Some(engine) = &self.engine {
+            crate::events::message(engine, from, &message.content);
         }
         ChatOutcome::Done
     }
