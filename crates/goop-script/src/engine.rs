@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -263,21 +264,42 @@ impl Engine {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn fire(&self, name: &str, caller: &Peer, args: &[Json]) -> Result<Fired, Error> {
-        let event = self.shared.config.events.iter().find(|e| e.name == name);
-        let event = event.ok_or_else(|| Error::UnknownEvent(name.to_string()))?;
+        let consumable = self.shared.config.events.iter().any(|e| e.name == name && e.consumable);
+        self.fire_with(name, caller, args.to_vec(), |run, _| {
+            if consumable && run.returned_true() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+    }
+
+    /// Like [`Engine::fire`], with the host deciding after each handler: `next` sees the run and
+    /// may change the arguments the following handlers get (a filter chain), or stop the chain
+    /// (the run that stopped it is `consumed_by`). Consumable or not is up to `next` here.
+    pub fn fire_with(
+        &self,
+        name: &str,
+        caller: &Peer,
+        mut args: Vec<Json>,
+        mut next: impl FnMut(&HandlerRun, &mut Vec<Json>) -> ControlFlow<()>,
+    ) -> Result<Fired, Error> {
+        if !self.shared.config.events.iter().any(|e| e.name == name) {
+            return Err(Error::UnknownEvent(name.to_string()));
+        }
         let handlers = read(&self.shared.registry).handlers.get(name).cloned().unwrap_or_default();
         let mut fired = Fired::default();
         for script in handlers {
-            let result = match self.shared.invoke(&script, Entry::Handler { name, args }, caller, Extensions::default())
-            {
+            let entry = Entry::Handler { name, args: &args };
+            let result = match self.shared.invoke(&script, entry, caller, Extensions::default()) {
                 Ok(Output::Values(values)) => Ok(values),
                 Ok(_) => Err(Error::Setup("handler produced no values".into())),
                 Err(e) => Err(e),
             };
             let run = HandlerRun { script: script.name.clone(), result };
-            let consumed = event.consumable && run.returned_true();
+            let flow = next(&run, &mut args);
             fired.runs.push(run);
-            if consumed {
+            if flow.is_break() {
                 fired.consumed_by = Some(script.name.clone());
                 break;
             }

@@ -201,3 +201,26 @@ fn a_schedule_follows_reloads_and_needs_a_declared_event() {
     let count = runs(&engine)["runs"].as_i64().unwrap();
     assert!((1..=3).contains(&count), "{count}");
 }
+
+#[test]
+fn fire_with_lets_the_host_chain_handlers_as_filters() {
+    let site = Site::new();
+    site.write("a_trim.lua", "function before_insert(row) return { body = row.body:sub(1, 5) } end");
+    site.write("b_shout.lua", "function before_insert(row) return { body = row.body:upper() } end");
+    site.write("c_refuse.lua", "function before_insert(row) if row.body == 'NOPE' then return false, 'no' end end");
+    site.write("d_never.lua", "function before_insert(row) error('not reached') end");
+    let engine = engine_with(&site, vec![Event::new("before_insert")]);
+    let filter = |run: &goop_script::HandlerRun, args: &mut Vec<serde_json::Value>| match run.result.as_deref() {
+        Ok([serde_json::Value::Bool(false), ..]) => std::ops::ControlFlow::Break(()),
+        Ok([row @ serde_json::Value::Object(_), ..]) => {
+            args[0] = row.clone();
+            std::ops::ControlFlow::Continue(())
+        }
+        _ => std::ops::ControlFlow::Continue(()),
+    };
+    let fired = engine.fire_with("before_insert", &visitor(), vec![json!({"body": "hello world"})], filter).unwrap();
+    assert_eq!(fired.runs[1].result, Ok(vec![json!({"body": "HELLO"})]));
+    assert_eq!(fired.runs.len(), 4);
+    let fired = engine.fire_with("before_insert", &visitor(), vec![json!({"body": "nope"})], filter).unwrap();
+    assert_eq!((fired.runs.len(), fired.consumed_by.as_deref()), (3, Some("c_refuse")));
+}

@@ -21,9 +21,10 @@ pub const SCHEDULE: &str = "on_schedule";
 const MAX_PENDING_PEER_EVENTS: usize = 64;
 static PENDING_PEER_EVENTS: AtomicUsize = AtomicUsize::new(0);
 
-/// Every event a peer's scripts may handle.
+/// Every event a peer's scripts may handle, data hooks (`write_hooks.rs`) included.
 pub fn declared() -> Vec<Event> {
-    [PEER_CONNECT, PEER_DISCONNECT, MESSAGE, SCHEDULE].into_iter().map(Event::new).collect()
+    let peer = [PEER_CONNECT, PEER_DISCONNECT, MESSAGE, SCHEDULE];
+    peer.into_iter().chain(crate::write_hooks::ALL).map(Event::new).collect()
 }
 
 /// Fires `event` with `args` for `caller`; a handler's failure is logged, never the caller's

@@ -15,3 +15,4 @@ pub mod run;
 pub mod store;
 pub mod templates;
 pub mod viewer;
+pub mod write_hooks;

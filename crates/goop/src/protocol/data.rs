@@ -45,7 +45,7 @@ pub fn handle(engine: Option<&Arc<Engine>>, store: &dyn DataStore, caller: &Peer
             Some(engine) => to_value(Answer::functions(engine.functions())),
             None => error(&goop_script::Error::Disabled.to_string()),
         },
-        Some(_) => store.data_request(&caller.id, &request),
+        Some(_) => crate::write_hooks::answer(engine.map(|e| &**e), store, caller, request),
         None => error("request needs an \"op\""),
     }
 }

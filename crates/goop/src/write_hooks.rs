@@ -1,0 +1,138 @@
+//! Data hooks: the scripts' `before_*` and `after_*` handlers around the data protocol's table
+//! writes, so a site validates what visitors write directly without a function per write.
+//!
+//! `before_insert(table, row)`, `before_update(table, change)`, `before_delete(table, target)`
+//! run in script-name order with `goop.peer` the writer. One that raises an error or returns
+//! `false, "reason"` refuses the write (`refused: reason`); `before_insert` may return a
+//! replacement row, which the next handler and the write get. After a write,
+//! `after_insert(table, row)` (with its `_id` and `_owner`), `after_update(table, change)` and
+//! `after_delete(table, target)` (with `affected`) see what was done. `change` is
+//! `{data, where, args}`, `target` is `{where, args}`. Writes a script makes with `goop.db` do
+//! not fire hooks.
+
+use std::ops::ControlFlow;
+
+use goop_script::{Engine, Error, HandlerRun, Peer};
+use serde_json::{json, Map, Value};
+
+use crate::node::services::DataStore;
+use crate::store::data::MAX_ERROR_CHARS;
+use crate::store::request::cut;
+
+pub const BEFORE_INSERT: &str = "before_insert";
+pub const BEFORE_UPDATE: &str = "before_update";
+pub const BEFORE_DELETE: &str = "before_delete";
+pub const AFTER_INSERT: &str = "after_insert";
+pub const AFTER_UPDATE: &str = "after_update";
+pub const AFTER_DELETE: &str = "after_delete";
+
+/// Every data hook, for the engine's list of events.
+pub const ALL: [&str; 6] = [BEFORE_INSERT, BEFORE_UPDATE, BEFORE_DELETE, AFTER_INSERT, AFTER_UPDATE, AFTER_DELETE];
+
+/// Answers a table request from `caller`, with the hooks around a write.
+pub fn answer(engine: Option<&Engine>, store: &dyn DataStore, caller: &Peer, mut request: Value) -> Value {
+    let Some(engine) = engine else {
+        return store.data_request(&caller.id, &request);
+    };
+    let (before, after) = match request.get("op").and_then(Value::as_str) {
+        Some("insert") => (BEFORE_INSERT, AFTER_INSERT),
+        Some("update") => (BEFORE_UPDATE, AFTER_UPDATE),
+        Some("delete") => (BEFORE_DELETE, AFTER_DELETE),
+        _ => return store.data_request(&caller.id, &request),
+    };
+    let table = request.get("table").cloned().unwrap_or(Value::Null);
+    if engine.handles(before) {
+        if let Err(reason) = run_before(engine, before, caller, &table, &mut request) {
+            return json!({ "ok": false, "error": format!("refused: {}", cut(&reason, MAX_ERROR_CHARS)) });
+        }
+    }
+    let answer = store.data_request(&caller.id, &request);
+    if answer.get("ok") == Some(&Value::Bool(true)) && engine.handles(after) {
+        let mut done = subject(before, &request);
+        if let Value::Object(fields) = &mut done {
+            if before == BEFORE_INSERT {
+                fields.insert("_id".into(), answer.get("id").cloned().unwrap_or(Value::Null));
+                fields.insert("_owner".into(), Value::String(caller.id.clone()));
+            } else {
+                fields.insert("affected".into(), answer.get("affected").cloned().unwrap_or(Value::Null));
+            }
+        }
+        crate::events::fire(engine, after, caller, &[table, done]);
+    }
+    answer
+}
+
+/// The `before_*` chain; the reason when a handler refused. A replacement row from
+/// `before_insert` goes into `request`.
+fn run_before(engine: &Engine, event: &str, caller: &Peer, table: &Value, request: &mut Value) -> Result<(), String> {
+    let mut refusal = None;
+    let may_replace = event == BEFORE_INSERT;
+    let next = |run: &HandlerRun, args: &mut Vec<Value>| match &run.result {
+        Err(e) => {
+            refusal = Some(reason(e));
+            ControlFlow::Break(())
+        }
+        Ok(values) => match values.as_slice() {
+            [Value::Bool(false), rest @ ..] => {
+                let said = rest.first().and_then(Value::as_str).map(str::to_string);
+                refusal = Some(said.unwrap_or_else(|| format!("{} said no", run.script)));
+                ControlFlow::Break(())
+            }
+            [row @ Value::Object(_), ..] if may_replace => {
+                args[1] = row.clone();
+                ControlFlow::Continue(())
+            }
+            _ => ControlFlow::Continue(()),
+        },
+    };
+    let args = vec![table.clone(), subject(event, request)];
+    let fired = engine.fire_with(event, caller, args, next).map_err(|e| e.to_string())?;
+    if let Some(reason) = refusal {
+        return Err(reason);
+    }
+    // The row the last replacement left is the one written.
+    if may_replace {
+        let replaced = fired.runs.iter().rev().find_map(|run| match run.result.as_deref() {
+            Ok([row @ Value::Object(_), ..]) => Some(row.clone()),
+            _ => None,
+        });
+        if let (Some(row), Value::Object(fields)) = (replaced, request) {
+            fields.insert("data".into(), row);
+        }
+    }
+    Ok(())
+}
+
+/// What a hook sees of a write: the row for an insert, `{data, where, args}` for an update,
+/// `{where, args}` for a delete.
+fn subject(event: &str, request: &Value) -> Value {
+    let field = |name: &str| request.get(name).cloned().unwrap_or(Value::Null);
+    let mut out = Map::new();
+    match event {
+        BEFORE_INSERT => return field("data"),
+        BEFORE_UPDATE => {
+            out.insert("data".into(), field("data"));
+        }
+        _ => {}
+    }
+    out.insert("where".into(), field("where"));
+    out.insert("args".into(), field("args"));
+    Value::Object(out)
+}
+
+/// A refusing handler's error, without the `file.lua:LINE: ` Lua puts in front of it.
+fn reason(error: &Error) -> String {
+    match error {
+        Error::Runtime { message, .. } => match message.split_once(": ") {
+            Some((place, rest))
+                if place.rsplit_once(':').is_some_and(|(file, line)| {
+                    file.ends_with(".lua") && !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit())
+                }) =>
+            {
+                rest.to_string()
+            }
+            _ => message.clone(),
+        },
+        other => other.to_string(),
+    }
+}
