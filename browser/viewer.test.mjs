@@ -1,6 +1,9 @@
 // The dashboard in a browser: this peer, the peers it knows with links to their sites, the
-// scripts with their runs, and a direct message whose command reply lands in the inbox.
+// scripts with their runs, a direct message whose command reply lands in the inbox, and a
+// broken schema.sql.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { withBrowser, folder, open, siteOf, start } from "./harness.mjs";
 
@@ -29,4 +32,19 @@ test("the dashboard shows peers and scripts, and sends messages", async () => {
   const echo = hostPage.locator('tr[data-script="echo"]');
   await echo.locator("td.runs", { hasText: "1" }).waitFor(SLOW);
   assert.equal(await echo.locator("td").nth(1).textContent(), "command");
+});
+
+test("a broken schema.sql shows on the dashboard, as text, until it is fixed", async () => {
+  const dir = folder("Host");
+  const schema = join(dir, "site/schema.sql");
+  writeFileSync(schema, "CREATE TABLE notes (body TEXT);\n\nCREATE TABLE <b>oops</b> (a);\n");
+  const host = await start(dir);
+  const page = await open(browser(), host.viewer + "/");
+  const error = page.locator("#schema-error");
+  await error.waitFor(SLOW);
+  assert.equal(await error.textContent(), 'site/schema.sql:3: near "<": syntax error');
+  assert.equal(await page.locator("#schema b").count(), 0, "shown as text, not HTML");
+
+  writeFileSync(schema, "CREATE TABLE notes (body TEXT);\n");
+  await page.locator("#schema").waitFor({ state: "hidden", ...SLOW });
 });

@@ -16,7 +16,7 @@ use crate::invocation::{Extensions, Peer};
 use crate::module::HostModule;
 use crate::pool::Pool;
 use crate::ratelimit::RateLimits;
-use crate::registry::Registry;
+use crate::registry::{Registry, Removal};
 use crate::schedule::{self, Schedule};
 use crate::script::{Origin, Script};
 use crate::text::cut;
@@ -157,12 +157,13 @@ impl Engine {
             registry,
             config,
         });
-        shared.rescan();
+        shared.rescan(Removal::Now);
         let watcher = if shared.config.hot_reload {
             let weak = Arc::downgrade(&shared);
             Some(watch::watch(&shared.config.script_dir, move || {
-                if let Some(shared) = weak.upgrade() {
-                    shared.rescan();
+                // Until no script is kept past its file's removal: that needs another look later.
+                while weak.upgrade().is_some_and(|shared| shared.rescan(Removal::Settle(watch::GONE_GRACE))) {
+                    std::thread::sleep(watch::DEBOUNCE);
                 }
             })?)
         } else {
@@ -173,7 +174,7 @@ impl Engine {
 
     /// Re-reads the script folder now (hot reload does this by itself).
     pub fn reload(&self) {
-        self.shared.rescan();
+        self.shared.rescan(Removal::Now);
     }
 
     /// Handles a chat message from `caller` as the spec's Phase 1 describes.
@@ -419,7 +420,9 @@ impl Shared {
         out
     }
 
-    fn rescan(&self) {
+    /// Builds the next registry and puts it in place; true while some script is kept only
+    /// because its file is gone for now.
+    fn rescan(&self, removal: Removal) -> bool {
         let previous = read(&self.registry);
         let mut loader = self.loader.lock().unwrap_or_else(|p| p.into_inner());
         let local = self.config.local.clone();
@@ -437,8 +440,10 @@ impl Shared {
                 _ => Err(Error::Setup("probe produced no answer".into())),
             }
         };
-        let next = Registry::rescan(&self.config.script_dir, &previous, &mut probe);
+        let next = Registry::rescan(&self.config.script_dir, &previous, &mut probe, removal);
+        let settling = next.settling();
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        settling
     }
 }
 

@@ -2,12 +2,13 @@
 //!
 //! A registry is an immutable snapshot; a rescan builds the next one from the files on disk,
 //! reusing every script whose source did not change and keeping the last good version of a
-//! script whose new source fails.
+//! script whose new source fails, or whose file is gone only for a moment.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, LoadError};
 use crate::script::{self, Origin, Script};
@@ -24,6 +25,28 @@ pub(crate) struct FileState {
     pub script: Option<Arc<Script>>,
     /// Why the current source did not load, if it did not.
     pub error: Option<LoadError>,
+    /// Set while the file is gone but its last version stays active (see [`Removal::Settle`]).
+    pub gone: Option<Gone>,
+}
+
+/// When a script's file was first seen gone, and what its folder looked like then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gone {
+    since: Instant,
+    /// The folder's modification time: creating, deleting or renaming an entry changes it.
+    folder: Option<SystemTime>,
+}
+
+/// What a rescan does with a loaded script whose file is no longer there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// Drop it now: the caller asked for the folder as it is.
+    Now,
+    /// Keep its last version until its file has been gone, and its folder unchanged, for
+    /// `settle`. A tool that saves by deleting and writing anew (or a rescan that runs between
+    /// the two) never drops the function; the watcher rescans until [`Registry::settling`] is
+    /// false.
+    Settle(Duration),
 }
 
 #[derive(Debug, Default)]
@@ -43,12 +66,23 @@ pub(crate) type Probe<'a> = dyn FnMut(&Script) -> Result<Vec<String>, Error> + '
 
 impl Registry {
     /// Builds the next registry from the files under `dir`, starting from `previous`.
-    pub fn rescan(dir: &Path, previous: &Registry, probe: &mut Probe<'_>) -> Registry {
+    pub fn rescan(dir: &Path, previous: &Registry, probe: &mut Probe<'_>, removal: Removal) -> Registry {
         let mut files = BTreeMap::new();
         for (origin, folder) in [(Origin::Commands, dir.to_path_buf()), (Origin::Functions, dir.join(FUNCTIONS_DIR))] {
             for path in lua_files(&folder) {
-                let state = load_file(dir, &path, origin, previous.files.get(&path), probe);
-                files.insert(path, state);
+                if let Some(state) = load_file(dir, &path, origin, previous.files.get(&path), probe) {
+                    files.insert(path, state);
+                }
+            }
+        }
+        for (path, state) in &previous.files {
+            if files.contains_key(path) {
+                continue;
+            }
+            if let Some(kept) = keep_while_gone(path, state, removal) {
+                files.insert(path.clone(), kept);
+            } else {
+                tracing::info!(target: "goop::script", "removed {}", path.display());
             }
         }
         let mut next = Registry { files, ..Registry::default() };
@@ -68,6 +102,11 @@ impl Registry {
         })
     }
 
+    /// Some script's file is gone but its last version is still kept: rescan again later.
+    pub fn settling(&self) -> bool {
+        self.files.values().any(|f| f.gone.is_some())
+    }
+
     /// Fills the name maps. On a name clash a top-level script wins for commands and a
     /// `functions/` script wins for functions.
     fn index(&mut self) {
@@ -85,6 +124,19 @@ impl Registry {
                 self.handlers.entry(event.clone()).or_default().push(Arc::clone(s));
             }
         }
+    }
+}
+
+/// The state to keep for a script whose file `path` was not found, or `None` to drop it.
+fn keep_while_gone(path: &Path, state: &FileState, removal: Removal) -> Option<FileState> {
+    let Removal::Settle(settle) = removal else { return None };
+    state.script.as_ref()?;
+    let folder = path.parent().and_then(|f| fs::metadata(f).ok()).and_then(|m| m.modified().ok());
+    match state.gone {
+        // Gone all along: nothing was created, deleted or renamed in its folder since.
+        Some(gone) if gone.folder == folder && gone.since.elapsed() >= settle => None,
+        Some(gone) if gone.folder == folder => Some(state.clone()),
+        _ => Some(FileState { gone: Some(Gone { since: Instant::now(), folder }), ..state.clone() }),
     }
 }
 
@@ -108,24 +160,27 @@ fn load_file(
     origin: Origin,
     previous: Option<&FileState>,
     probe: &mut Probe<'_>,
-) -> FileState {
+) -> Option<FileState> {
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let chunk_name = path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned();
     let last_good = previous.and_then(|p| p.script.clone());
     let fail = |error: LoadError, hash: u64| {
         tracing::warn!(target: "goop::script", "script {name} not loaded: {error}");
-        FileState { origin, name: name.clone(), source_hash: hash, script: last_good.clone(), error: Some(error) }
+        let script = last_good.clone();
+        Some(FileState { origin, name: name.clone(), source_hash: hash, script, error: Some(error), gone: None })
     };
     let source = match fs::read(path).map(String::from_utf8) {
         Ok(Ok(s)) => s,
         Ok(Err(_)) => {
             return fail(LoadError { file: path.into(), line: None, message: "file is not valid UTF-8".into() }, 0)
         }
+        // Deleted since the folder was listed: as if it had not been listed.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => return fail(LoadError { file: path.into(), line: None, message: format!("cannot read: {e}") }, 0),
     };
     let hash = script::hash_source(&source);
     if let Some(prev) = previous.filter(|p| p.source_hash == hash) {
-        return prev.clone();
+        return Some(FileState { gone: None, ..prev.clone() });
     }
     // A save in place truncates first: an empty file is a write in progress, never a script.
     if source.trim().is_empty() {
@@ -166,7 +221,14 @@ fn load_file(
             compiled.has_call = call;
             compiled.handlers = defined;
             tracing::info!(target: "goop::script", "loaded {}", chunk_name);
-            FileState { origin, name, source_hash: hash, script: Some(Arc::new(compiled)), error: None }
+            Some(FileState {
+                origin,
+                name,
+                source_hash: hash,
+                script: Some(Arc::new(compiled)),
+                error: None,
+                gone: None,
+            })
         }
         Err(e) => {
             let error = match e {

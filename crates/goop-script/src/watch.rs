@@ -10,6 +10,10 @@ use crate::error::Error;
 
 /// How long the folder must be quiet before a rescan.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
+/// How long a script's file must stay gone, with nothing created, deleted or renamed in its
+/// folder, before a rescan drops the script. A tool that saves by deleting and writing anew
+/// never drops the function, even when the machine stalls it between the two for a while.
+pub const GONE_GRACE: Duration = Duration::from_secs(1);
 
 /// Keeps the watcher alive; dropping it stops watching.
 pub(crate) struct Watcher {

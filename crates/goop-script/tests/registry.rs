@@ -249,3 +249,59 @@ fn a_version_without_its_entry_point_keeps_the_last_good_one() {
     assert!(errors.contains(&"no longer defines call; the last version stays active".to_string()), "{errors:?}");
     assert!(errors.contains(&"file is empty".to_string()), "{errors:?}");
 }
+
+/// A tool that saves by deleting the file and writing it anew, quickly and over and over
+/// while calls run: the function never answers `function not found`, and the last version
+/// ends up active. The pauses between saves straddle the 150 ms debounce, so rescans run
+/// while the file is gone.
+#[test]
+fn delete_then_recreate_never_drops_a_function() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let site = Site::new();
+    site.write("functions/f.lua", "function call() return 0 end");
+    let mut c = site.config();
+    c.hot_reload = true;
+    let engine = Arc::new(Engine::new(c).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            let (engine, stop, calls, failures) = (engine.clone(), stop.clone(), calls.clone(), failures.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = call(&engine, "f", json!({})) {
+                        failures.lock().unwrap().push(e.to_string());
+                    }
+                    // Leaves the saving thread a core: it must not stall between delete and write.
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            })
+        })
+        .collect();
+    let path = site.path().join("functions/f.lua");
+    let saves = 120;
+    let mut longest_gone = Duration::ZERO;
+    for i in 1..=saves {
+        let deleted = Instant::now();
+        std::fs::remove_file(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(i % 4 * 5)); // gone for 0 to 15 ms
+        std::fs::write(&path, format!("function call() return {i} end")).unwrap();
+        longest_gone = longest_gone.max(deleted.elapsed());
+        std::thread::sleep(Duration::from_millis(100 + i * 37 % 120)); // 100 to 219 ms
+    }
+    eventually("the last save is active", || call(&engine, "f", json!({})).ok() == Some(json!(saves)));
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        caller.join().unwrap();
+    }
+    let calls = calls.load(Ordering::Relaxed);
+    let failures = failures.lock().unwrap();
+    eprintln!("{saves} saves, {calls} calls, {} failed, file gone for at most {longest_gone:?}", failures.len());
+    assert!(calls > 1000, "{calls} calls");
+    let first: Vec<_> = failures.iter().take(3).collect();
+    assert_eq!(failures.len(), 0, "{} of {calls} calls failed during {saves} saves: {first:?}", failures.len());
+}

@@ -132,10 +132,15 @@ impl LocalPeer {
         })
     }
 
-    /// `ok NAME` or `error NAME: file:line: message` per script file, paths relative to the folder.
+    /// `error schema: site/schema.sql:LINE: message` if the schema is not applied, then `ok NAME`
+    /// or `error NAME: file:line: message` per script file, paths relative to the folder.
     pub fn check(&self) -> Result<Outcome, SetupError> {
         let mut stdout = String::new();
-        let mut success = true;
+        let schema_error = self.services.store.schema_error();
+        let mut success = schema_error.is_none();
+        if let Some(e) = schema_error {
+            stdout.push_str(&format!("error schema: {e}\n"));
+        }
         for script in self.engine()?.scripts() {
             match &script.error {
                 None => stdout.push_str(&format!("ok {}\n", script.name)),

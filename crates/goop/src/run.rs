@@ -30,6 +30,9 @@ impl DataStore for Store {
     fn save_message(&self, from: &str, label: &str, content: &str) -> Result<(), String> {
         Store::save_message(self, from, label, content).map_err(|e| e.to_string())
     }
+    fn schema_error(&self) -> Option<String> {
+        Store::schema_error(self).map(|e| e.to_string())
+    }
 }
 
 /// The script engine of the peer in `dir`, with the host modules its config enables
@@ -45,6 +48,9 @@ pub fn engine(dir: &Path, config: &PeerConfig, local: Peer, store: &Store) -> Re
 /// The serving parts of the peer in `dir`, as the config says, and its store.
 pub fn services(dir: &Path, config: &PeerConfig, local: Peer) -> anyhow::Result<(Services, Store)> {
     let store = Store::open(dir, &local.id).context("cannot open the peer's database")?;
+    if let Some(e) = store.schema_error() {
+        tracing::warn!("{}", crate::store::not_applied(&e));
+    }
     let engine = if config.lua.enabled { Some(Arc::new(engine(dir, config, local, &store)?)) } else { None };
     Ok((services_with(dir, config, engine, store.clone()), store))
 }

@@ -188,8 +188,11 @@ pub fn install(dir: &Path, name: &str) -> Result<Installed, TemplateError> {
     }
     let written = template.write(dir, Existing::Replace)?;
     let id = crate::identity::peer_id(dir).map_err(|e| TemplateError::Schema(e.to_string()))?;
-    crate::store::Store::open(dir, &id.to_string()).map_err(|e| TemplateError::Schema(e.to_string()))?;
-    Ok(written)
+    let store = crate::store::Store::open(dir, &id.to_string()).map_err(|e| TemplateError::Schema(e.to_string()))?;
+    match store.schema_error() {
+        Some(e) => Err(TemplateError::Schema(e.to_string())),
+        None => Ok(written),
+    }
 }
 
 fn collect<'a>(dir: &'a Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {

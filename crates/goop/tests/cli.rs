@@ -334,3 +334,30 @@ fn help_describes_every_argument_of_every_command() {
         assert!(data.contains(example), "{example} missing from goop data --help:\n{data}");
     }
 }
+
+#[test]
+fn check_reports_a_broken_schema_by_line_and_still_checks_every_script() {
+    let dir = peer();
+    let d = dir.path();
+    let schema = "CREATE TABLE notes (\n  body TEXT DEFAULT 'a;b'\n);\n\n-- a comment; with a semicolon\nCREATE TABLEE oops (a);\n";
+    std::fs::write(d.join("site/schema.sql"), schema).unwrap();
+    std::fs::write(d.join("site/lua/bad.lua"), "function handle()\n  return 1 +\nend\n").unwrap();
+    let out = run_in(d, &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    assert_eq!(lines[0], r#"error schema: site/schema.sql:6: near "TABLEE": syntax error"#);
+    assert!(lines[1].starts_with("error bad: site/lua/bad.lua:3: "), "{lines:?}");
+    assert_eq!(lines[2..], ["ok echo", "ok hello", "ok greet", "ok help", "ok time"]);
+    assert!(!stderr(&out).contains("schema"), "said once, on stdout: {}", stderr(&out));
+
+    // The folder's scripts still answer; the tables stay as they were (none).
+    assert_eq!(stdout(&run_in(d, &["cmd", "!echo x"])), "You said: x\n");
+    let tables = run_in(d, &["data", r#"{"op":"tables"}"#]);
+    assert_eq!(stdout(&tables), "{\"ok\":true,\"tables\":[]}\n");
+
+    std::fs::remove_file(d.join("site/lua/bad.lua")).unwrap();
+    std::fs::write(d.join("site/schema.sql"), schema.replace("TABLEE", "TABLE")).unwrap();
+    let out = run_in(d, &["check"]);
+    assert_eq!((out.status.code(), stdout(&out).lines().next()), (Some(0), Some("ok echo")));
+    assert_eq!(stdout(&run_in(d, &["data", r#"{"op":"tables"}"#])), "{\"ok\":true,\"tables\":[\"notes\",\"oops\"]}\n");
+}

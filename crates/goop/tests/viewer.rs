@@ -222,3 +222,57 @@ fn an_offline_peers_site_gets_a_page_saying_so() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(25), "the page took {took:?}");
 }
+
+/// A broken `site/schema.sql`: the peer still runs (site, functions, data); the dashboard shows
+/// the error with the statement's line until it is fixed; the log says it once per change of
+/// the file, however often the dashboard polls and callers ask.
+#[test]
+fn a_broken_schema_shows_on_the_dashboard_and_is_logged_once() {
+    let (host_dir, visitor_dir) = (folder("Host"), folder("Ann"));
+    let (h, v) = (host_dir.path(), visitor_dir.path().to_str().unwrap());
+    let notes = "CREATE TABLE notes (_id INTEGER PRIMARY KEY AUTOINCREMENT, _owner TEXT NOT NULL,\n  \
+                 _created_at DATETIME, _updated_at DATETIME, text TEXT DEFAULT 'a;b');\n";
+    std::fs::write(h.join("site/schema.sql"), format!("{notes}\n-- <b>draft</b>;\nCREATE TABLEE <b>oops</b> (a);\n"))
+        .unwrap();
+    let log = h.join("run.log");
+    let host = run_logged(h, &log);
+    let port = host.viewer_port;
+    let first = r#"site/schema.sql:5: near "TABLEE": syntax error"#;
+    for _ in 0..5 {
+        assert_eq!(status(port)["schema_error"], first);
+    }
+    let page = get(port, &format!("localhost:{port}"), "/").body;
+    assert!(page.contains(r#"<p class="error" id="schema-error"></p>"#), "{page}");
+    // The page shows it as text, never as HTML.
+    let script = get(port, &format!("localhost:{port}"), "/viewer.js").body;
+    assert!(script.contains(r#"$("schema-error").textContent = error || "";"#), "{script}");
+
+    // The peer serves its site, its functions and its data meanwhile; the tables are as before.
+    let page = goop(&["site", "--peer", &host.addr, "--dir", v, "/index.html"]);
+    assert!(page.status.success() && !page.stdout.is_empty());
+    let call = goop(&["call", "--peer", &host.addr, "--dir", v, "hello", r#"{"name":"Bo"}"#]);
+    assert!(stdout(&call).contains("Hello, Bo!"), "{}", stdout(&call));
+    let tables = goop(&["data", "--peer", &host.addr, "--dir", v, r#"{"op":"tables"}"#]);
+    assert_eq!(stdout(&tables), "{\"ok\":true,\"tables\":[]}\n");
+
+    // Another mistake: reported from its own line; then fixed: applied, and the error is gone.
+    std::fs::write(h.join("site/schema.sql"), format!("INSERT INTO nowhere VALUES (1);\n{notes}")).unwrap();
+    for _ in 0..5 {
+        assert_eq!(status(port)["schema_error"], "site/schema.sql:1: no such table: nowhere");
+    }
+    std::fs::write(h.join("site/schema.sql"), notes).unwrap();
+    assert_eq!(status(port)["schema_error"], Value::Null);
+    let tables = goop(&["data", "--peer", &host.addr, "--dir", v, r#"{"op":"tables"}"#]);
+    assert_eq!(stdout(&tables), "{\"ok\":true,\"tables\":[\"notes\"]}\n");
+
+    let log = std::fs::read_to_string(&log).unwrap();
+    let schema_lines: Vec<&str> = log.lines().filter(|l| l.contains("schema.sql")).collect();
+    assert_eq!(schema_lines.len(), 2, "{log}");
+    assert!(
+        schema_lines[0]
+            .ends_with(&format!("{first} (schema not applied: the tables stay as they were until it is fixed)")),
+        "{log}"
+    );
+    assert!(schema_lines[1].contains("site/schema.sql:1: no such table: nowhere"), "{log}");
+    assert!(!log.contains(&h.display().to_string()), "the log names files relative to the folder: {log}");
+}

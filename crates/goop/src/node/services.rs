@@ -32,6 +32,11 @@ pub trait DataStore: Send + Sync {
     fn data_request(&self, caller: &str, request: &serde_json::Value) -> serde_json::Value;
     /// Keeps an incoming direct message.
     fn save_message(&self, from: &str, label: &str, content: &str) -> Result<(), String>;
+    /// Why the site's schema is not applied, for the owner only (`None`: it is, or there is
+    /// no schema).
+    fn schema_error(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The serving side of a full peer. A client-only node (the remote CLI commands) has none.

@@ -14,8 +14,9 @@ pub enum StoreError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is larger than {max} bytes")]
     FileTooLarge { path: PathBuf, max: u64 },
-    #[error("{path}: statement {:?} failed: {}", beginning(statement), sql_message(source))]
-    Schema { path: PathBuf, statement: String, source: rusqlite::Error },
+    /// `schema.sql` is at fault: the owner fixes the file.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     #[error("{path}: {message}")]
     Policy { path: PathBuf, message: String },
     /// A data-protocol request that does not have the expected shape.
@@ -43,9 +44,6 @@ pub enum StoreError {
     Busy,
     #[error("{}", sql_message(.0))]
     Sql(rusqlite::Error),
-    /// `schema.sql` did something it may not, or ran too long.
-    #[error("{path}: statement {:?} stopped: {why}", beginning(statement))]
-    SchemaStopped { path: PathBuf, statement: String, why: String },
     #[error("rate limited: at most {per_minute} writes per minute to {table}")]
     RateLimited { per_minute: u32, table: String },
     #[error("rate limited: too many distinct writers, try again later")]
@@ -64,14 +62,17 @@ pub enum StoreError {
     TooManyMatches(usize),
 }
 
-/// The first line of a statement, enough to find it in the file.
-fn beginning(statement: &str) -> String {
-    let line = statement.lines().next().unwrap_or_default();
-    if line.len() < statement.len() || line.chars().count() > 80 {
-        format!("{}…", line.chars().take(80).collect::<String>())
-    } else {
-        line.to_string()
-    }
+/// Why `site/schema.sql` was not applied. Nothing of it was: the tables stay as the last good
+/// version left them, and the peer runs on. Paths are relative to the peer folder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("{file} is larger than {max} bytes")]
+    TooLarge { file: &'static str, max: u64 },
+    #[error("cannot read {file}: {reason}")]
+    Read { file: &'static str, reason: String },
+    /// A statement failed, was refused or was stopped; `line` is where it starts.
+    #[error("{file}:{line}: {message}")]
+    Statement { file: &'static str, line: usize, message: String },
 }
 
 /// `n` bytes in words: "1 MB", "64 KB", "1500 bytes".

@@ -17,9 +17,13 @@
 //! protocol stamps them and refuses to write a table that lacks any of them; reading such a
 //! table is allowed where its policy does not need `_owner`.
 //!
-//! `schema.sql` and `schema.json` are looked at again (one `stat` each) before every request
-//! and `goop.db` statement: when either changed — an installed template, the owner's edit —
-//! the schema is re-applied and the policies re-read, without a restart.
+//! `schema.sql` and `schema.json` are looked at again (one `stat` each) before every request and
+//! `goop.db` statement: when either changed — an installed template, the owner's edit — it is
+//! re-applied or re-read, without a restart.
+//!
+//! A broken `schema.sql` does not stop the peer: nothing of it is applied, the tables stay as
+//! they were, and [`Store::schema_error`] says why (the dashboard and `goop check` show it).
+//! It is logged when it changes, not on every request.
 
 pub mod budget;
 pub mod data;
@@ -40,7 +44,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use db::DbModule;
-pub use error::StoreError;
+pub use error::{SchemaError, StoreError};
 pub use policy::{Access, Policies, TablePolicy};
 pub use script::{Rows, Want};
 
@@ -70,6 +74,11 @@ pub struct Message {
     pub received_at: String,
 }
 
+/// How the log reads when `schema.sql` is not applied.
+pub fn not_applied(error: &SchemaError) -> String {
+    format!("{error} (schema not applied: the tables stay as they were until it is fixed)")
+}
+
 /// A peer's store. Cheap to clone; all clones share the connections.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -85,31 +94,41 @@ struct Inner {
     owner: String,
     policies: RwLock<Arc<Policies>>,
     path: PathBuf,
-    /// `DIR/site`, where `schema.sql` and `schema.json` live.
-    site: PathBuf,
+    /// The peer folder, where `site/schema.sql` and `site/schema.json` live.
+    dir: PathBuf,
     /// What those two files looked like when last applied.
     seen: Mutex<Stamp>,
+    /// Why the last `schema.sql` was not applied.
+    schema_error: Mutex<Option<SchemaError>>,
 }
 
-/// Modification time and length of `schema.sql` and `schema.json` (`None`: missing).
-type Stamp = [Option<(SystemTime, u64)>; 2];
+/// The policy file, in the peer folder.
+const POLICY_FILE: &str = "site/schema.json";
 
-fn stamp(site: &Path) -> Stamp {
-    ["schema.sql", "schema.json"].map(|f| {
-        let meta = std::fs::metadata(site.join(f)).ok()?;
+/// Modification time and length of `schema.sql` and `schema.json` (`None`: missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    schema: Option<(SystemTime, u64)>,
+    policies: Option<(SystemTime, u64)>,
+}
+
+fn stamp(dir: &Path) -> Stamp {
+    let of = |file: &str| {
+        let meta = std::fs::metadata(dir.join(file)).ok()?;
         Some((meta.modified().ok()?, meta.len()))
-    })
+    };
+    Stamp { schema: of(schema::FILE), policies: of(POLICY_FILE) }
 }
 
 impl Store {
     /// Opens (or creates) `peer_dir/data.db`, applies `peer_dir/site/schema.sql` and reads
-    /// `peer_dir/site/schema.json`. `owner_id` is the peer's own ID.
+    /// `peer_dir/site/schema.json`. `owner_id` is the peer's own ID. A broken `schema.sql` is
+    /// not an error here: see [`Store::schema_error`].
     pub fn open(peer_dir: &Path, owner_id: &str) -> Result<Store, StoreError> {
         let path = peer_dir.join(DB_FILE);
-        let site = peer_dir.join("site");
-        let seen = stamp(&site);
-        let policies = Policies::load(&site.join("schema.json"))?;
-        {
+        let seen = stamp(peer_dir);
+        let policies = Policies::load(&peer_dir.join(POLICY_FILE))?;
+        let schema_error = {
             let mut setup = pool::connect(&path)?;
             let mode: String = setup
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -117,8 +136,12 @@ impl Store {
             if !mode.eq_ignore_ascii_case("wal") {
                 tracing::warn!("{}: journal mode is {mode}, not WAL", path.display());
             }
-            schema::setup(&mut setup, &site.join("schema.sql"))?;
-        }
+            match schema::setup(&mut setup, peer_dir) {
+                Ok(()) => None,
+                Err(StoreError::Schema(e)) => Some(e),
+                Err(e) => return Err(e),
+            }
+        };
         let pool = Pool::open(&path)?;
         let policies = RwLock::new(Arc::new(policies));
         let inner = Inner {
@@ -127,35 +150,55 @@ impl Store {
             owner: owner_id.to_string(),
             policies,
             path,
-            site,
+            dir: peer_dir.to_path_buf(),
             seen: Mutex::new(seen),
+            schema_error: Mutex::new(schema_error),
         };
         Ok(Store { inner: Arc::new(inner) })
     }
 
-    /// Re-applies `schema.sql` and re-reads `schema.json` if either changed since last time.
-    /// A broken file is logged and the previous policies stay in force.
+    /// Re-applies `schema.sql` and re-reads `schema.json` if either changed since last time,
+    /// and logs the outcome: once per change. A broken `schema.json` leaves the previous
+    /// policies in force; a broken `schema.sql` leaves the tables as they were.
     pub fn refresh(&self) {
-        let now = stamp(&self.inner.site);
+        let now = stamp(&self.inner.dir);
         let mut seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if *seen == now {
-            return;
-        }
-        *seen = now;
-        let site = &self.inner.site;
-        let applied = Policies::load(&site.join("schema.json")).and_then(|policies| {
-            schema::setup(&mut pool::connect(&self.inner.path)?, &site.join("schema.sql"))?;
-            Ok(policies)
-        });
-        match applied {
-            Ok(policies) => {
-                *self.inner.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policies);
-                tracing::info!("{}: schema and access policies reloaded", site.display());
-            }
-            Err(e) => {
-                tracing::warn!("{}: cannot reload the schema, keeping the previous policies: {e}", site.display())
+        let before = std::mem::replace(&mut *seen, now);
+        if before.policies != now.policies {
+            match Policies::load(&self.inner.dir.join(POLICY_FILE)) {
+                Ok(policies) => {
+                    *self.inner.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policies);
+                    tracing::info!("{POLICY_FILE}: access policies reloaded");
+                }
+                Err(e) => tracing::warn!("{e}; the previous access policies stay in force"),
             }
         }
+        if before.schema != now.schema {
+            let applied =
+                pool::connect(&self.inner.path).and_then(|mut conn| schema::setup(&mut conn, &self.inner.dir));
+            let error = match applied {
+                Ok(()) => {
+                    tracing::info!("{}: applied", schema::FILE);
+                    None
+                }
+                Err(StoreError::Schema(e)) => {
+                    tracing::warn!("{}", not_applied(&e));
+                    Some(e)
+                }
+                Err(e) => {
+                    tracing::warn!("{}: cannot apply it now: {e}", schema::FILE);
+                    return;
+                }
+            };
+            *self.inner.schema_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+        }
+    }
+
+    /// Why `schema.sql` is not applied, as of now (after [`Store::refresh`]); `None` when it
+    /// is, or there is none.
+    pub fn schema_error(&self) -> Option<SchemaError> {
+        self.refresh();
+        self.inner.schema_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The database file.

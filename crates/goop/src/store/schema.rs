@@ -3,22 +3,25 @@
 //!
 //! ## How `schema.sql` is applied
 //!
-//! It runs at every start, so it must be harmless to run again, even though the spec's schema
-//! uses plain `CREATE TABLE`. The rule:
+//! It runs at every start, and again when it changes, so it must be harmless to run again, even
+//! though the spec's schema uses plain `CREATE TABLE`. The rule:
 //!
 //! 1. SQLite splits the file into statements (by running it once on a scratch in-memory
-//!    database, which also checks it before the real one is touched).
+//!    database, which also checks it before the real one is touched), each with the line it
+//!    starts on.
 //! 2. A statement whose text (trimmed) was applied before, as recorded in `_goop_schema`, is
 //!    skipped. So seed `INSERT`s run once; editing a statement makes it a new one.
 //! 3. A new statement runs; if it creates an object that already exists, it is recorded and
-//!    skipped with a warning. Any other failure stops the start, and nothing of this run stays
-//!    applied (one transaction).
+//!    skipped with a warning. Any other failure is a [`SchemaError`] naming the file and the
+//!    statement's line (`site/schema.sql:12: near "TABLEE": syntax error`), and nothing of this
+//!    run stays applied (one transaction): the tables stay as the last good version left them.
 //!
 //! So `schema.sql` is additive: to change an existing table, append an `ALTER TABLE`.
 //!
 //! Both runs (scratch and real) are guarded ([`Rule::Schema`]): nothing that names another file
 //! (ATTACH, DETACH, the directory pragmas; `VACUUM INTO` meets the zero-attached-databases
-//! limit) is even prepared, and each statement stops after [`STATEMENT_TIME`], naming itself.
+//! limit) is even prepared, and each statement stops after [`STATEMENT_TIME`]. A statement
+//! with parameters (`?`, `:name`) is refused: nothing would fill them in.
 //!
 //! Afterwards every user table with an `_owner` column gets an index on it
 //! (`_goop_owner_<table>`): own-rows reads and per-peer quotas look up a caller's rows by it.
@@ -30,9 +33,11 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::limits::Limit;
 use rusqlite::{Batch, Connection, OptionalExtension, TransactionBehavior};
 
-use super::error::StoreError;
+use super::error::{SchemaError, StoreError};
 use super::guard::{self, Rule};
 
+/// The schema file, in the peer folder.
+pub const FILE: &str = "site/schema.sql";
 /// Largest `schema.sql` accepted.
 pub const MAX_SCHEMA_BYTES: u64 = 1024 * 1024;
 /// Longest table or column name the data protocol accepts.
@@ -71,60 +76,69 @@ pub fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Creates goop's internal tables, then applies `schema` (the file's path) if it exists.
-pub fn setup(conn: &mut Connection, schema: &Path) -> Result<(), StoreError> {
+/// Creates goop's internal tables, then applies [`FILE`] of the peer folder `dir` if it exists.
+/// A fault of the file is [`StoreError::Schema`].
+pub fn setup(conn: &mut Connection, dir: &Path) -> Result<(), StoreError> {
     conn.execute_batch(INTERNAL_TABLES)?;
-    let text = match std::fs::metadata(schema) {
+    let path = dir.join(FILE);
+    let unreadable = |e: std::io::Error| StoreError::from(SchemaError::Read { file: FILE, reason: e.to_string() });
+    let text = match std::fs::metadata(&path) {
         Ok(m) if m.len() > MAX_SCHEMA_BYTES => {
-            return Err(StoreError::FileTooLarge { path: schema.into(), max: MAX_SCHEMA_BYTES })
+            return Err(SchemaError::TooLarge { file: FILE, max: MAX_SCHEMA_BYTES }.into())
         }
-        Ok(_) => std::fs::read_to_string(schema).map_err(|source| StoreError::Read { path: schema.into(), source })?,
+        Ok(_) => std::fs::read_to_string(&path).map_err(unreadable)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(StoreError::Read { path: schema.into(), source }),
+        Err(e) => return Err(unreadable(e)),
     };
-    let statements = split(&text, schema)?;
+    let statements = split(&text)?;
     // IMMEDIATE: two processes starting on one folder apply it one after the other.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for statement in statements {
+    for Statement { text, line } in statements {
         let done: Option<i64> =
-            tx.query_row("SELECT 1 FROM _goop_schema WHERE statement = ?", [&statement], |r| r.get(0)).optional()?;
+            tx.query_row("SELECT 1 FROM _goop_schema WHERE statement = ?", [&text], |r| r.get(0)).optional()?;
         if done.is_some() {
             continue;
         }
-        let ran = guarded(&tx, &statement, schema, |conn| {
-            conn.prepare(&statement).and_then(|mut s| step_through(&mut s)).map_err(StoreError::Sql)
-        });
+        let ran = guarded(&tx, line, |conn| conn.prepare(&text).and_then(|mut s| step_through(&mut s)));
         match ran {
-            Err(StoreError::Schema { source, .. }) if source.to_string().contains("already exists") => {
-                tracing::warn!("{}: skipped, object already exists: {statement}", schema.display());
+            Err(StoreError::Schema(SchemaError::Statement { message, .. })) if message.contains("already exists") => {
+                tracing::warn!("{FILE}:{line}: skipped, {message}");
             }
             other => other?,
         }
-        tx.execute("INSERT INTO _goop_schema (statement) VALUES (?)", [&statement])?;
+        tx.execute("INSERT INTO _goop_schema (statement) VALUES (?)", [&text])?;
     }
     index_owners(&tx)?;
     tx.commit()?;
     Ok(())
 }
 
-/// Runs `work` for `statement` of `schema` under [`Rule::Schema`] and [`STATEMENT_TIME`];
-/// every error names the statement.
+/// A statement of `schema.sql`: its text, trimmed, without the comments above it (its identity
+/// in `_goop_schema`), and the line it starts on.
+#[derive(Debug, PartialEq, Eq)]
+struct Statement {
+    text: String,
+    line: usize,
+}
+
+/// Runs `work` for the statement starting on `line` under [`Rule::Schema`] and
+/// [`STATEMENT_TIME`]; every error names the line.
 fn guarded(
     conn: &Connection,
-    statement: &str,
-    schema: &Path,
-    work: impl FnOnce(&Connection) -> Result<(), StoreError>,
+    line: usize,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<()>,
 ) -> Result<(), StoreError> {
-    let stopped = |why: String| StoreError::SchemaStopped { path: schema.into(), statement: statement.into(), why };
     // The guard sets its own busy timeout from the deadline; the statement waits no longer.
-    match guard::run(conn, Rule::Schema, Instant::now() + STATEMENT_TIME, |conn, _| work(conn)) {
+    match guard::run(conn, Rule::Schema, Instant::now() + STATEMENT_TIME, |conn, _| work(conn).map_err(StoreError::Sql))
+    {
         Ok(()) => Ok(()),
-        Err(StoreError::Timeout) => Err(stopped(format!("ran past {} s", STATEMENT_TIME.as_secs()))),
-        Err(StoreError::Denied(what)) => Err(stopped(format!("not allowed: {what}"))),
-        Err(StoreError::Sql(source)) => {
-            Err(StoreError::Schema { path: schema.into(), statement: statement.into(), source })
+        Err(e) => {
+            let message = match e {
+                StoreError::Timeout => format!("stopped: ran past {} s", STATEMENT_TIME.as_secs()),
+                other => other.to_string(),
+            };
+            Err(SchemaError::Statement { file: FILE, line, message }.into())
         }
-        Err(other) => Err(stopped(other.to_string())),
     }
 }
 
@@ -142,26 +156,73 @@ fn index_owners(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The statements of `sql` as SQLite splits them, trimmed, without comments above them. Runs
-/// them (guarded) on a scratch in-memory database, so later statements can refer to earlier ones.
-fn split(sql: &str, schema: &Path) -> Result<Vec<String>, StoreError> {
+/// The statements of `sql` as SQLite splits them, with their lines. Runs them (guarded) on a
+/// scratch in-memory database, so later statements can refer to earlier ones.
+fn split(sql: &str) -> Result<Vec<Statement>, StoreError> {
     let scratch = Connection::open_in_memory()?;
     scratch.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
     let mut batch = Batch::new(&scratch, sql);
+    let mut lines = Lines::default();
     let mut out = Vec::new();
+    // Where the last statement ended.
+    let mut end = 0;
     loop {
-        // Preparing runs the authorizer, so it is guarded too.
+        // The next statement starts at the first token after the last one; an error while
+        // preparing it (SQLite could not parse it, or the authorizer refused it) is on its line.
+        let start = next_statement(sql, end);
+        let line = lines.at(sql, start);
         let mut next = None;
-        let place = after(sql, &out);
-        guarded(&scratch, &place, schema, |_| {
-            next = batch.next().map_err(StoreError::Sql)?;
+        // Preparing runs the authorizer, so it is guarded too.
+        guarded(&scratch, line, |_| {
+            next = batch.next()?;
             Ok(())
         })?;
         let Some(mut stmt) = next else { return Ok(out) };
-        let text = stmt.expanded_sql().unwrap_or_default();
-        let text = without_leading_comments(&text).trim_end_matches(';').trim_end().to_string();
-        guarded(&scratch, &text, schema, |_| step_through(&mut stmt).map_err(StoreError::Sql))?;
-        out.push(text);
+        if stmt.parameter_count() > 0 {
+            let message = "has parameters (?, :name), and nothing fills them in".to_string();
+            return Err(SchemaError::Statement { file: FILE, line, message }.into());
+        }
+        // Without parameters this is the statement's own text, from where SQLite began reading
+        // it: spaces, comments and empty statements before it included.
+        let raw = stmt.expanded_sql().unwrap_or_default();
+        let body = &raw[next_statement(&raw, 0)..];
+        end = match sql[start..].starts_with(body) {
+            true => start + body.len(),
+            false => sql[end..].find(&raw).map_or(start, |at| end + at + raw.len()),
+        };
+        // Its identity, as it always was: without the comments above it.
+        let text = without_leading_comments(&raw).trim_end_matches(';').trim_end().to_string();
+        guarded(&scratch, line, |_| step_through(&mut stmt))?;
+        out.push(Statement { text, line });
+    }
+}
+
+/// Where the statement after byte `at` of `sql` starts: past spaces, comments and empty
+/// statements (`;`).
+fn next_statement(sql: &str, mut at: usize) -> usize {
+    loop {
+        at = sql.len() - without_leading_comments(&sql[at..]).len();
+        match sql[at..].starts_with(';') {
+            true => at += 1,
+            false => return at,
+        }
+    }
+}
+
+/// Line numbers of byte offsets that only grow, counted once through the text.
+#[derive(Default)]
+struct Lines {
+    counted: usize,
+    line: usize,
+}
+
+impl Lines {
+    /// The line (from 1) of byte `at`, at or after every offset asked before.
+    fn at(&mut self, text: &str, at: usize) -> usize {
+        let at = at.max(self.counted);
+        self.line += text.as_bytes()[self.counted..at].iter().filter(|&&b| b == b'\n').count();
+        self.counted = at;
+        self.line + 1
     }
 }
 
@@ -185,22 +246,6 @@ pub fn step_through(stmt: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> 
     let mut rows = stmt.raw_query();
     while rows.next()?.is_some() {}
     Ok(())
-}
-
-/// The text of the statement after the `done` ones, for an error at its preparation (SQLite
-/// could not parse it, or the authorizer refused it): what follows the last one done, or a
-/// description of its place if that cannot be found.
-fn after(sql: &str, done: &[String]) -> String {
-    let mut rest = Some(sql);
-    for text in done {
-        rest = rest.and_then(|r| r.find(text.as_str()).map(|at| &r[at + text.len()..]));
-    }
-    let next = rest.map(|r| without_leading_comments(r.trim_start().trim_start_matches(';')).trim());
-    match (next, done.last()) {
-        (Some(next), _) if !next.is_empty() => next.to_string(),
-        (_, Some(last)) => format!("(the one after {last:?})"),
-        (_, None) => "(the first)".into(),
-    }
 }
 
 /// A column of a user table.
@@ -240,18 +285,35 @@ pub fn table(conn: &Connection, name: &str) -> Result<Option<(String, Vec<Column
 mod tests {
     use super::*;
 
+    fn statement(line: usize, text: &str) -> Statement {
+        Statement { text: text.into(), line }
+    }
+
     #[test]
-    fn statements_are_split_by_sqlite() {
+    fn statements_are_split_by_sqlite_with_their_lines() {
         let sql = "-- games\nCREATE TABLE a (x TEXT DEFAULT ';');\n/* seed */ INSERT INTO a VALUES ('--');\n\
-                   CREATE TRIGGER t AFTER INSERT ON a BEGIN DELETE FROM a WHERE 0; END;\n-- trailing";
-        let split = split(sql, Path::new("schema.sql")).map_err(|e| e.to_string());
+                   ;;\n\nCREATE TRIGGER t AFTER INSERT ON a\nBEGIN DELETE FROM a WHERE 0; END;\n-- trailing";
         assert_eq!(
-            split,
+            split(sql).map_err(|e| e.to_string()),
             Ok(vec![
-                "CREATE TABLE a (x TEXT DEFAULT ';')".to_string(),
-                "INSERT INTO a VALUES ('--')".to_string(),
-                "CREATE TRIGGER t AFTER INSERT ON a BEGIN DELETE FROM a WHERE 0; END".to_string(),
+                statement(2, "CREATE TABLE a (x TEXT DEFAULT ';')"),
+                statement(3, "INSERT INTO a VALUES ('--')"),
+                // Empty statements before one are part of its text (its identity since the start).
+                statement(6, ";;\n\nCREATE TRIGGER t AFTER INSERT ON a\nBEGIN DELETE FROM a WHERE 0; END"),
             ])
         );
+    }
+
+    #[test]
+    fn an_error_names_the_line_its_statement_starts_on() {
+        let error = |sql: &str| split(sql).map(|_| ()).map_err(|e| e.to_string());
+        let sql = "CREATE TABLE a (x);\n\n-- next; with a semicolon\nCREATE TABLEE b (y);\n";
+        assert_eq!(error(sql), Err("site/schema.sql:4: near \"TABLEE\": syntax error".into()));
+        let sql = "CREATE TABLE a (x);;\nINSERT INTO a VALUES ('a;\nb');\n\nINSERT INTO\n  nowhere VALUES (1);";
+        assert_eq!(error(sql), Err("site/schema.sql:5: no such table: nowhere".into()));
+        let sql = "CREATE TABLE a (x);\nINSERT INTO a VALUES (1), (1);\nCREATE UNIQUE INDEX u ON a (x);";
+        assert_eq!(error(sql), Err("site/schema.sql:3: UNIQUE constraint failed: a.x".into()));
+        let sql = "CREATE TABLE a (x);\n\nINSERT INTO a VALUES (?);";
+        assert_eq!(error(sql), Err("site/schema.sql:3: has parameters (?, :name), and nothing fills them in".into()));
     }
 }

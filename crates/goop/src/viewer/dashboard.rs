@@ -73,8 +73,12 @@ async fn status(viewer: &Viewer) -> Value {
             })
             .collect()
     });
+    // Looking may apply a changed schema.sql: blocking work.
+    let store = viewer.store.clone();
+    let schema_error = tokio::task::spawn_blocking(move || store.schema_error()).await.ok().flatten();
     json!({
         "self": { "id": me.to_string(), "label": viewer.me.label, "addrs": addrs, "site": viewer.hosts.site_url(&me) },
+        "schema_error": schema_error.map(|e| e.to_string()),
         "scripting": viewer.services.engine.is_some(),
         "peers": peers,
         "scripts": scripts,

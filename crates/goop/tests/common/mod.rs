@@ -46,11 +46,20 @@ impl Drop for Running {
 
 /// Starts `goop run` on loopback with OS-chosen ports, plus `extra` arguments.
 pub fn run_with(dir: &Path, extra: &[&str]) -> Running {
+    start(dir, extra, Stdio::null())
+}
+
+/// Starts `goop run` like [`run_with`], its log (stderr) going to `log`.
+pub fn run_logged(dir: &Path, log: &Path) -> Running {
+    start(dir, &[], Stdio::from(std::fs::File::create(log).unwrap()))
+}
+
+fn start(dir: &Path, extra: &[&str], stderr: Stdio) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_goop"))
         .args(["run", "--dir", dir.to_str().unwrap(), "--listen", "/ip4/127.0.0.1/tcp/0", "--viewer", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("goop run starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

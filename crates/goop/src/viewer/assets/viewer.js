@@ -64,6 +64,11 @@ function renderPeers(peers) {
   if (chosen) select.value = chosen;
 }
 
+function renderSchema(error) {
+  $("schema").hidden = !error;
+  $("schema-error").textContent = error || "";
+}
+
 function renderScripts(scripting, scripts) {
   $("scripting-off").hidden = scripting;
   $("scripts").replaceChildren(...scripts.map((s) => {
@@ -95,6 +100,7 @@ async function refresh() {
   try {
     const status = await api("/api/status");
     renderSelf(status.self);
+    renderSchema(status.schema_error);
     renderPeers(status.peers);
     renderScripts(status.scripting, status.scripts);
     renderInbox((await api("/api/inbox")).messages);
