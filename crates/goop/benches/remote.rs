@@ -51,6 +51,7 @@ fn remote(c: &mut Criterion) {
             engine: Some(engine),
             store: Arc::new(NoTables),
             site: Site { scripts: root.join("lua"), root: root.clone() },
+            groups: goop::group::Groups::new(),
         };
         let host = Node::start(key, node_config(), Some(Arc::new(services))).expect("host");
         // Four identities: one peer alone gets at most 16 requests in progress and 4 workers.

@@ -21,10 +21,12 @@ pub const SCHEDULE: &str = "on_schedule";
 const MAX_PENDING_PEER_EVENTS: usize = 64;
 static PENDING_PEER_EVENTS: AtomicUsize = AtomicUsize::new(0);
 
-/// Every event a peer's scripts may handle, data hooks (`write_hooks.rs`) included.
+/// Every event a peer's scripts may handle, data hooks (`write_hooks.rs`) and group hooks
+/// (`group/`) included.
 pub fn declared() -> Vec<Event> {
     let peer = [PEER_CONNECT, PEER_DISCONNECT, MESSAGE, SCHEDULE];
-    peer.into_iter().chain(crate::write_hooks::ALL).map(Event::new).collect()
+    let groups = [crate::group::JOIN, crate::group::MESSAGE, crate::group::LEAVE];
+    peer.into_iter().chain(crate::write_hooks::ALL).chain(groups).map(Event::new).collect()
 }
 
 /// Fires `event` with `args` for `caller`; a handler's failure is logged, never the caller's

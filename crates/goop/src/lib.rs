@@ -4,6 +4,7 @@ pub mod answer;
 pub mod config;
 pub mod control;
 pub mod events;
+pub mod group;
 pub mod http;
 pub mod identity;
 pub mod init;

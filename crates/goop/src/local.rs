@@ -77,12 +77,13 @@ impl LocalPeer {
         let id = crate::identity::peer_id(dir)?.to_string();
         let owner = Peer::new(id, config.profile.label.clone());
         let store = crate::store::Store::open(dir, &owner.id)?;
+        let groups = crate::group::Groups::new();
         let engine = if config.lua.enabled {
-            Some(Arc::new(crate::run::engine(dir, &config, owner.clone(), &store)?))
+            Some(crate::run::engine(dir, &config, owner.clone(), &store, &groups)?)
         } else {
             None
         };
-        let services = crate::run::services_with(dir, &config, engine, store);
+        let services = crate::run::services_with(dir, &config, engine, store, groups);
         Ok(LocalPeer::new(dir, owner, Arc::new(services)))
     }
 

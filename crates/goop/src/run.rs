@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use crate::config::PeerConfig;
 use crate::control::{Control, RunLock, Running};
+use crate::group::module::GroupModule;
+use crate::group::{Groups, Links};
 use crate::http::{HttpModule, HttpPolicy};
 use crate::identity;
 use crate::local::LocalPeer;
@@ -37,12 +39,21 @@ impl DataStore for Store {
 
 /// The script engine of the peer in `dir`, with the host modules its config enables
 /// (`goop.db` always, `goop.http` unless `lua.http_enabled` is false).
-pub fn engine(dir: &Path, config: &PeerConfig, local: Peer, store: &Store) -> Result<Engine, goop_script::Error> {
-    let mut modules: Vec<Arc<dyn HostModule>> = vec![Arc::new(DbModule::new(store.clone()))];
+pub fn engine(
+    dir: &Path,
+    config: &PeerConfig,
+    local: Peer,
+    store: &Store,
+    groups: &Arc<Groups>,
+) -> Result<Arc<Engine>, goop_script::Error> {
+    let mut modules: Vec<Arc<dyn HostModule>> =
+        vec![Arc::new(DbModule::new(store.clone())), Arc::new(GroupModule::new(groups.clone()))];
     if config.lua.http_enabled {
         modules.push(Arc::new(HttpModule::new(HttpPolicy { allow_loopback: config.lua.http_allow_loopback })));
     }
-    Engine::with_modules(config.engine_config(dir, local), modules)
+    let engine = Arc::new(Engine::with_modules(config.engine_config(dir, local), modules)?);
+    groups.set_engine(&engine);
+    Ok(engine)
 }
 
 /// The serving parts of the peer in `dir`, as the config says, and its store.
@@ -51,14 +62,21 @@ pub fn services(dir: &Path, config: &PeerConfig, local: Peer) -> anyhow::Result<
     if let Some(e) = store.schema_error() {
         tracing::warn!("{}", crate::store::not_applied(&e));
     }
-    let engine = if config.lua.enabled { Some(Arc::new(engine(dir, config, local, &store)?)) } else { None };
-    Ok((services_with(dir, config, engine, store.clone()), store))
+    let groups = Groups::new();
+    let engine = if config.lua.enabled { Some(engine(dir, config, local, &store, &groups)?) } else { None };
+    Ok((services_with(dir, config, engine, store.clone(), groups), store))
 }
 
 /// The serving parts of the peer in `dir` around an engine and store already opened.
-pub fn services_with(dir: &Path, config: &PeerConfig, engine: Option<Arc<Engine>>, store: Store) -> Services {
+pub fn services_with(
+    dir: &Path,
+    config: &PeerConfig,
+    engine: Option<Arc<Engine>>,
+    store: Store,
+    groups: Arc<Groups>,
+) -> Services {
     let site = Site { root: dir.join("site"), scripts: dir.join(&config.lua.script_dir) };
-    Services { engine, store: Arc::new(store), site }
+    Services { engine, store: Arc::new(store), site, groups }
 }
 
 /// Runs the peer in `dir` until it is told to stop. `viewer` overrides `viewer.addr`
@@ -90,6 +108,7 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
     let node_config =
         NodeConfig { listen, fallback_port: defaulted, mdns: config.p2p.mdns, label: config.profile.label.clone() };
     let node = Node::start_with(key, node_config, config.p2p.limits(), Some(services.clone()))?;
+    admit_group_members(&node, &services.groups)?;
     let viewer_addr = match viewer {
         Some("off") => None,
         Some(addr) => {
@@ -109,7 +128,8 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
             println!("viewer {url}  (your site: {})", hosts.site_url(&id));
             viewer_url = Some(url);
             let me = local.clone();
-            let state = Arc::new(Viewer { node: node.clone(), services: services.clone(), store, me, hosts });
+            let links = Links::new(me.clone(), services.groups.clone(), node.streams());
+            let state = Arc::new(Viewer { node: node.clone(), services: services.clone(), store, me, hosts, links });
             Some(tokio::spawn(async move {
                 if let Err(e) = viewer::serve(listener, state).await {
                     tracing::error!("viewer stopped: {e}");
@@ -163,6 +183,18 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
     drop(schedule);
     drop(node);
     drop(lock);
+    Ok(())
+}
+
+/// Hands every member stream that reaches this peer to its groups.
+fn admit_group_members(node: &Node, groups: &Arc<Groups>) -> anyhow::Result<()> {
+    let mut members = node.streams().accept(crate::group::PROTOCOL).context("cannot accept group members")?;
+    let (node, groups) = (node.clone(), groups.clone());
+    tokio::spawn(async move {
+        while let Some((peer, stream)) = futures::StreamExt::next(&mut members).await {
+            groups.admit(Peer::new(peer.to_string(), node.label_of(&peer)), stream);
+        }
+    });
     Ok(())
 }
 

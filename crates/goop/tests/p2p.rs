@@ -54,8 +54,12 @@ fn host() -> Host {
     c.local = Peer::new(key.public().to_peer_id().to_string(), "Host");
     let engine = Arc::new(Engine::new(c).unwrap());
     let inbox = Arc::new(Inbox::default());
-    let services =
-        Services { engine: Some(engine), store: inbox.clone(), site: Site { scripts: root.join("lua"), root } };
+    let services = Services {
+        engine: Some(engine),
+        store: inbox.clone(),
+        site: Site { scripts: root.join("lua"), root },
+        groups: goop::group::Groups::new(),
+    };
     let node = Node::start(key, config("Host"), Some(Arc::new(services))).unwrap();
     Host { node, inbox, _dir: dir }
 }

@@ -245,6 +245,7 @@ async fn a_failing_handler_tells_the_caller_nothing_internal() {
         engine: None,
         store: std::sync::Arc::new(Panicking),
         site: Site { scripts: root.join("lua"), root },
+        groups: goop::group::Groups::new(),
     };
     let config = NodeConfig { listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()], ..NodeConfig::default() };
     let host = Node::start(Keypair::generate_ed25519(), config, Some(std::sync::Arc::new(services))).unwrap();

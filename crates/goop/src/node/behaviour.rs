@@ -1,5 +1,5 @@
 //! The libp2p behaviour of a goop peer: connection limits, identify, ping, mDNS and the four
-//! goop protocols.
+//! goop protocols, and the group protocol's long-lived streams.
 
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub struct Behaviour {
     pub data: Protocol,
     pub site: Protocol,
     pub profile: Protocol,
+    /// Long-lived streams: a member's link to a host's groups.
+    pub streams: libp2p_stream::Behaviour,
 }
 
 /// How long a peer has to answer one request (a data call waits for a script of up to 60 s).
@@ -62,6 +64,7 @@ impl Behaviour {
             data: protocol(DATA, protocol::DATA_BOUNDS, streams),
             site: protocol(SITE, protocol::SITE_BOUNDS, streams),
             profile: protocol(PROFILE, protocol::PROFILE_BOUNDS, streams),
+            streams: libp2p_stream::Behaviour::new(),
         })
     }
 }

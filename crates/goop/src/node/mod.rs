@@ -96,6 +96,7 @@ pub struct Node {
     addrs: watch::Receiver<Vec<Multiaddr>>,
     incoming: broadcast::Sender<Incoming>,
     labels: Labels,
+    streams: libp2p_stream::Control,
 }
 
 impl Node {
@@ -147,12 +148,14 @@ impl Node {
         let (addr_tx, addrs) = watch::channel(Vec::new());
         let (incoming, _) = broadcast::channel(64);
         let labels = Labels::default();
+        let streams = swarm.behaviour().streams.new_control();
         let node = Node {
             peer_id: key.public().to_peer_id(),
             commands: commands.clone(),
             addrs,
             incoming: incoming.clone(),
             labels: labels.clone(),
+            streams,
         };
         let event_loop = EventLoop {
             swarm,
@@ -174,6 +177,11 @@ impl Node {
 
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Opens and accepts long-lived streams (the group protocol).
+    pub fn streams(&self) -> libp2p_stream::Control {
+        self.streams.clone()
     }
 
     /// The addresses the node listens on, once it listens on at least one.

@@ -45,6 +45,8 @@ pub struct Services {
     pub engine: Option<Arc<Engine>>,
     pub store: Arc<dyn DataStore>,
     pub site: Site,
+    /// The groups this peer hosts.
+    pub groups: Arc<crate::group::Groups>,
 }
 
 /// What to do after an incoming chat message.

@@ -6,6 +6,7 @@
 //! origin. Then `dashboard.rs` or `site.rs` answers it.
 
 mod dashboard;
+mod group;
 mod offline;
 pub mod origin;
 mod site;
@@ -39,6 +40,8 @@ pub struct Viewer {
     /// This peer, as its own pages call it (the owner).
     pub me: Peer,
     pub hosts: Hosts,
+    /// This peer's links to the hosts of groups its pages are in.
+    pub links: Arc<crate::group::Links>,
 }
 
 /// Binds `addr` (falling back to a free port on the same address when it is taken and

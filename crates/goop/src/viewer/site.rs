@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use libp2p::PeerId;
 use serde_json::json;
 
+use super::group;
 use super::offline::{self, Unanswered};
 use super::{json, refuse, Viewer};
 use crate::node::Proto;
@@ -31,6 +32,8 @@ pub async fn answer(viewer: &Viewer, peer: PeerId, method: &Method, path: &str, 
     match (method, path) {
         (&Method::GET, SDK_PATH) => sdk(viewer, peer),
         (&Method::POST, DATA_PATH) => data(viewer, peer, body).await,
+        (&Method::POST, group::JOIN_PATH) => group::join(viewer, peer, body).await,
+        (&Method::POST, group::SEND_PATH) => group::send(viewer, peer, body).await,
         (_, p) if p.starts_with("/_goop/") => refuse(StatusCode::NOT_FOUND, "not found"),
         (&Method::GET | &Method::HEAD, _) => file(viewer, peer, path).await,
         _ => refuse(StatusCode::METHOD_NOT_ALLOWED, "a site is read-only; use the SDK to send data"),

@@ -76,12 +76,129 @@
     request: request,
   });
 
+  function post(path, body) {
+    return fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  }
+
+  /**
+   * Joins group `name` at this page's peer. `onMessage(message)` gets what the peer's scripts
+   * send with goop.group.send. options.status(state) hears "connected", "disconnected" (the
+   * SDK joins again by itself), "refused" and "left"; options.missed(count) hears that the page
+   * fell behind and lost `count` messages (fetch the state again). Returns
+   * {ready, send(message), leave(), connected}: `ready` rejects with the peer's reason when it
+   * refuses the page.
+   */
+  function join(name, onMessage, options) {
+    var o = options || {};
+    var left = false;
+    var joinedOnce = false;
+    var controller = null;
+    var wait = 1000;
+    var settle = {};
+    var handle = {
+      name: name,
+      connected: false,
+      ready: new Promise(function (resolve, reject) {
+        settle.resolve = resolve;
+        settle.reject = reject;
+      }),
+      send: function (message) {
+        return post("/_goop/group/send", { group: name, message: message }).then(function (response) {
+          return response.json().then(function (answer) {
+            if (!answer || answer.ok !== true) throw new Error((answer && answer.error) || "send failed");
+          });
+        });
+      },
+      leave: function () {
+        left = true;
+        if (controller) controller.abort();
+        status("left");
+      },
+    };
+
+    function status(state) {
+      handle.connected = state === "connected";
+      if (o.status) o.status(state);
+    }
+
+    function frame(line) {
+      if (!line) return;
+      var f = JSON.parse(line);
+      if (f.type === "joined") {
+        joinedOnce = true;
+        wait = 1000;
+        status("connected");
+        settle.resolve(handle);
+      } else if (f.type === "message") {
+        onMessage(f.message);
+      } else if (f.type === "missed" && o.missed) {
+        o.missed(f.count);
+      }
+    }
+
+    function read(reader) {
+      var decoder = new TextDecoder();
+      var buffered = "";
+      function next() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) return;
+          buffered += decoder.decode(chunk.value, { stream: true });
+          var lines = buffered.split("\n");
+          buffered = lines.pop();
+          lines.forEach(frame);
+          return next();
+        });
+      }
+      return next();
+    }
+
+    function again() {
+      if (left) return;
+      status("disconnected");
+      setTimeout(connect, wait);
+      wait = Math.min(wait * 2, 10000);
+    }
+
+    function connect() {
+      if (left) return;
+      controller = new AbortController();
+      fetch("/_goop/group/join", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ group: name }),
+        signal: controller.signal,
+      }).then(function (response) {
+        if (response.status === 403 || response.status === 400) {
+          return response.json().then(function (answer) {
+            left = true;
+            status("refused");
+            var e = new Error((answer && answer.error) || "refused");
+            if (!joinedOnce) settle.reject(e);
+          });
+        }
+        if (!response.ok || !response.body) return again();
+        return read(response.body.getReader()).then(again, again);
+      }, again);
+    }
+
+    connect();
+    return handle;
+  }
+
+  var group = Object.freeze({ join: join });
+
   window.Goop = Object.freeze({
     /** The peer whose browser this is: {id, label}. */
     self: Object.freeze(info.self),
     /** The peer whose site this is: {id, label}. */
     peer: Object.freeze(info.peer),
     data: data,
+    /** Live groups at this page's peer: Goop.group.join(name, onMessage, options). */
+    group: group,
   });
   window.goopData = data;
 })();

@@ -1,0 +1,122 @@
+//! A bounded mailbox for one member or one page: replies are kept, messages past
+//! [`MAILBOX_MESSAGES`](super::MAILBOX_MESSAGES) push out the oldest, and the reader is told
+//! how many it missed per group, so a page can fetch the state again.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use super::wire::ToMember;
+
+/// Replies a member may leave unread before its session is closed.
+const MAX_REPLIES: usize = 64;
+
+#[derive(Default)]
+struct State {
+    replies: VecDeque<Vec<u8>>,
+    /// `(group, encoded message frame)`; one encoding shared by every mailbox it went to.
+    messages: VecDeque<(Arc<str>, Arc<[u8]>)>,
+    missed: BTreeMap<Arc<str>, u64>,
+    closed: bool,
+}
+
+pub struct Mailbox {
+    capacity: usize,
+    state: Mutex<State>,
+    ready: Notify,
+}
+
+impl Mailbox {
+    pub fn new(capacity: usize) -> Arc<Mailbox> {
+        Arc::new(Mailbox { capacity, state: Mutex::new(State::default()), ready: Notify::new() })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a reply; false when too many are unread (the reader is not reading).
+    pub fn reply(&self, frame: Vec<u8>) -> bool {
+        let mut state = self.state();
+        if state.replies.len() >= MAX_REPLIES {
+            return false;
+        }
+        state.replies.push_back(frame);
+        drop(state);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Queues a message frame of `group`; when full, the oldest message goes and is counted.
+    pub fn push(&self, group: &Arc<str>, frame: &Arc<[u8]>) {
+        let mut state = self.state();
+        if state.closed {
+            return;
+        }
+        if state.messages.len() >= self.capacity {
+            if let Some((dropped, _)) = state.messages.pop_front() {
+                *state.missed.entry(dropped).or_default() += 1;
+            }
+        }
+        state.messages.push_back((group.clone(), frame.clone()));
+        drop(state);
+        self.ready.notify_one();
+    }
+
+    /// Ends the mailbox: the reader gets what is queued, then `None`.
+    pub fn close(&self) {
+        self.state().closed = true;
+        self.ready.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
+    /// The next frame to send: replies first, then what was missed, then messages.
+    pub async fn next(&self) -> Option<Arc<[u8]>> {
+        loop {
+            let notified = self.ready.notified();
+            {
+                let mut state = self.state();
+                if let Some(reply) = state.replies.pop_front() {
+                    return Some(reply.into());
+                }
+                if let Some((group, count)) = state.missed.pop_first() {
+                    let frame = ToMember::Missed { group: group.to_string(), count }.encode();
+                    return Some(frame.into());
+                }
+                if let Some((_, frame)) = state.messages.pop_front() {
+                    return Some(frame);
+                }
+                if state.closed {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_mailbox_drops_the_oldest_and_says_how_many_per_group() {
+        let mailbox = Mailbox::new(3);
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        for i in 0..5u8 {
+            mailbox.push(if i < 3 { &a } else { &b }, &Arc::from(vec![i]));
+        }
+        assert!(mailbox.reply(b"reply".to_vec()));
+        mailbox.close();
+        let mut got = Vec::new();
+        while let Some(frame) = mailbox.next().await {
+            got.push(frame.to_vec());
+        }
+        let missed = br#"{"type":"missed","group":"a","count":2}"#.to_vec();
+        assert_eq!(got, vec![b"reply".to_vec(), missed, vec![2], vec![3], vec![4]]);
+    }
+}
