@@ -11,7 +11,7 @@ use goop_script::Peer;
 use libp2p::PeerId;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use super::host::{member_mailbox, Groups};
 use super::mailbox::Mailbox;
@@ -33,9 +33,16 @@ struct Link {
     /// False once the host's side ended.
     alive: AtomicBool,
     pending: Pending,
-    /// Group → the mailboxes of the pages in it.
-    pages: Mutex<HashMap<String, Vec<Weak<Mailbox>>>>,
+    /// Group → its pages here.
+    pages: Mutex<HashMap<String, GroupPages>>,
     next_id: AtomicU64,
+}
+
+/// The pages of one group at one host, and the host's answer to this peer joining it (asked
+/// once, awaited by every page that joins meanwhile).
+struct GroupPages {
+    mailboxes: Vec<Weak<Mailbox>>,
+    joined: Arc<OnceCell<Result<(), String>>>,
 }
 
 /// The links of this peer, one per host.
@@ -59,9 +66,9 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         self.pages.fetch_sub(1, Ordering::AcqRel);
         let mut pages = lock(&self.link.pages);
-        let Some(list) = pages.get_mut(&self.group) else { return };
-        list.retain(|w| w.upgrade().is_some_and(|m| !Arc::ptr_eq(&m, &self.mailbox)));
-        if list.is_empty() {
+        let Some(group) = pages.get_mut(&self.group) else { return };
+        group.mailboxes.retain(|w| w.upgrade().is_some_and(|m| !Arc::ptr_eq(&m, &self.mailbox)));
+        if group.mailboxes.is_empty() {
             pages.remove(&self.group);
             let _ = self.link.out.try_send(ToHost::Leave { group: self.group.clone() }.encode());
         }
@@ -94,15 +101,28 @@ impl Links {
             group: group.to_string(),
             pages: self.pages.clone(),
         };
-        let first = {
+        let joined = {
             let mut pages = lock(&link.pages);
-            let list = pages.entry(group.to_string()).or_default();
-            list.push(Arc::downgrade(&mailbox));
-            list.len() == 1
+            let entry = pages
+                .entry(group.to_string())
+                .or_insert_with(|| GroupPages { mailboxes: Vec::new(), joined: Arc::new(OnceCell::new()) });
+            entry.mailboxes.push(Arc::downgrade(&mailbox));
+            entry.joined.clone()
         };
-        if first {
-            let id = link.next_id.fetch_add(1, Ordering::Relaxed);
-            link.ask(id, ToHost::Join { id, group: group.to_string() }).await?;
+        let answer = joined
+            .get_or_init(|| async {
+                let id = link.next_id.fetch_add(1, Ordering::Relaxed);
+                link.ask(id, ToHost::Join { id, group: group.to_string() }).await
+            })
+            .await
+            .clone();
+        if let Err(e) = answer {
+            // Refused: the next page to try asks the host again.
+            let mut pages = lock(&link.pages);
+            if pages.get(group).is_some_and(|g| Arc::ptr_eq(&g.joined, &joined)) {
+                pages.remove(group);
+            }
+            return Err(e);
         }
         Ok(subscription)
     }
@@ -189,7 +209,7 @@ async fn deliver(link: Weak<Link>, mut incoming: mpsc::Receiver<Arc<[u8]>>) {
                 }
             }
             (_, _, Some(group)) => {
-                let pages = lock(&link.pages).get(&group).cloned().unwrap_or_default();
+                let pages = lock(&link.pages).get(&group).map(|g| g.mailboxes.clone()).unwrap_or_default();
                 let name: Arc<str> = group.into();
                 for page in pages.iter().filter_map(Weak::upgrade) {
                     page.push(&name, &frame);
@@ -201,7 +221,7 @@ async fn deliver(link: Weak<Link>, mut incoming: mpsc::Receiver<Arc<[u8]>>) {
     // The host is gone: every page's stream ends, so its SDK joins again.
     if let Some(link) = link.upgrade() {
         link.alive.store(false, Ordering::Release);
-        for page in lock(&link.pages).values().flatten().filter_map(Weak::upgrade) {
+        for page in lock(&link.pages).values().flat_map(|g| &g.mailboxes).filter_map(Weak::upgrade) {
             page.close();
         }
         lock(&link.pending).clear();
