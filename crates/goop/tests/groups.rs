@@ -62,8 +62,8 @@ struct Page {
 }
 
 impl Page {
-    /// Joins `group` at `host` through the viewer at `port`; the refusal's JSON otherwise.
-    fn join(port: u16, host: &str, group: &str) -> Result<Page, Value> {
+    /// Joins `group` at `host` through the viewer at `port`; the HTTP status and JSON otherwise.
+    fn join(port: u16, host: &str, group: &str) -> Result<Page, (u16, Value)> {
         let stream = request(port, &origin(port, host), "/_goop/group/join", &json!({ "group": group }));
         let mut reader = BufReader::new(stream);
         let mut status = String::new();
@@ -78,7 +78,8 @@ impl Page {
         if !status.contains(" 200 ") {
             let mut body = String::new();
             let _ = reader.read_to_string(&mut body);
-            return Err(serde_json::from_str(&body).unwrap_or(json!(body)));
+            let code = status.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            return Err((code, serde_json::from_str(&body).unwrap_or(json!(body))));
         }
         let mut page = Page { reader, left: 0 };
         assert_eq!(page.frame()["type"], "joined");
@@ -188,16 +189,28 @@ fn a_visitors_page_joins_hears_the_host_and_sends_through_its_scripts() {
     // Refused by the host's script: the sender learns why; nobody hears it.
     assert_eq!(send(port, &p.host_id, "lobby", &json!({ "text": "far too long" })), Err("too long".into()));
     assert_eq!(send(port, &p.host_id, "elsewhere", &json!({})), Err("join elsewhere before sending to it".into()));
-    assert_eq!(
-        Page::join(port, &p.host_id, "closed").err(),
-        Some(json!({ "ok": false, "error": "this room is closed" }))
-    );
+    let closed = (403, json!({ "ok": false, "error": "this room is closed" }));
+    assert_eq!(Page::join(port, &p.host_id, "closed").err(), Some(closed.clone()));
+    // Pages joining at once share one answer from the host: none gets in on another's refusal.
+    let tries: Vec<_> = (0..4)
+        .map(|_| {
+            let host = p.host_id.clone();
+            std::thread::spawn(move || Page::join(port, &host, "closed").err())
+        })
+        .collect();
+    for attempt in tries {
+        assert_eq!(attempt.join().unwrap(), Some(closed.clone()));
+    }
 
     // Closing the page leaves the group: on_group_leave runs, the member is gone.
     drop(page);
     let seen = wait_room(&p.host_dir, "lobby", |v| v["members"] == json!([]));
     assert_eq!(seen["left"], json!({ "name": "lobby", "id": p.visitor_id }));
+
+    // The host goes away: joining is worth trying again later (502), not refused (403).
     drop(p.host);
+    let (status, answer) = Page::join(port, &p.host_id, "lobby").err().unwrap();
+    assert_eq!(status, 502, "{answer}");
 }
 
 #[test]
@@ -246,11 +259,11 @@ fn bounds_hold_against_a_hostile_page() {
     for i in 1..16 {
         pages.push(Page::join(port, &p.host_id, &format!("g{i}")).unwrap());
     }
-    let refused = Page::join(port, &p.host_id, "g16").err().unwrap();
-    assert_eq!(refused["error"], "a peer may be in at most 16 groups here");
+    let (status, refused) = Page::join(port, &p.host_id, "g16").err().unwrap();
+    assert_eq!((status, refused["error"].as_str()), (403, Some("a peer may be in at most 16 groups here")));
 
     // A name the host would never use is refused at once.
-    assert!(Page::join(port, &p.host_id, "../etc").err().unwrap()["error"]
+    assert!(Page::join(port, &p.host_id, "../etc").err().unwrap().1["error"]
         .as_str()
         .unwrap()
         .starts_with("a group name"));
