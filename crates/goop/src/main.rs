@@ -104,6 +104,19 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         viewer: Option<String>,
     },
+    /// Run a helper node for peers behind NATs (on a public server): circuit relay, rendezvous
+    /// and AutoNAT, until Ctrl-C.
+    Relay {
+        /// Folder for the helper's identity (created, with its key, on first start).
+        dir: PathBuf,
+        /// Address to listen on (repeatable; default TCP and QUIC on port 4001 of every interface).
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// Answer AutoNAT probes of peers seen at private addresses (a LAN or a test lab; never on
+        /// the internet).
+        #[arg(long)]
+        private_addresses: bool,
+    },
     /// Call a data function and print the data protocol's JSON answer.
     Call {
         /// Peer folder (made by `goop init`): its scripts, or with --peer its identity.
@@ -176,7 +189,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A one-shot command prints a script's failure on stdout already; `goop run` logs it.
-    let quiet_scripts = if matches!(cli.command, Command::Run { .. }) { "warn" } else { "warn,goop::script=error" };
+    let quiet_scripts = if matches!(cli.command, Command::Run { .. } | Command::Relay { .. }) {
+        "warn"
+    } else {
+        "warn,goop::script=error"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -251,6 +268,11 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Id { dir } => {
             goop::config::PeerConfig::load(&dir)?;
             Outcome { stdout: format!("{}\n", goop::identity::peer_id(&dir)?), success: true }
+        }
+        Command::Relay { dir, listen, private_addresses } => {
+            let shutdown = goop::run::shutdown_signal().context("cannot listen for Ctrl-C and SIGTERM")?;
+            goop::relay::run(&dir, &listen, private_addresses, shutdown).await?;
+            Outcome { stdout: String::new(), success: true }
         }
         Command::Run { dir, listen, connect, viewer } => {
             goop::run::run(&dir, &listen, &connect, viewer.as_deref()).await?;

@@ -200,7 +200,7 @@ fn admit_group_members(node: &Node, groups: &Arc<Groups>) -> anyhow::Result<()> 
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when it
 /// is first awaited, so a signal sent while the peer starts still stops it cleanly.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
