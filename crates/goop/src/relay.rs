@@ -18,7 +18,8 @@ pub const NAMESPACE: &str = "goop";
 /// Where a helper listens unless told otherwise: TCP and QUIC on port 4001.
 pub const DEFAULT_LISTEN: [&str; 2] = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"];
 
-/// Reservations held at once, and by one peer.
+/// Reservations held at once, and by one peer (libp2p refuses a peer's reservation only when it
+/// already holds more than this).
 pub const MAX_RESERVATIONS: usize = 1024;
 pub const MAX_RESERVATIONS_PER_PEER: usize = 4;
 /// How long a reservation lasts before the peer renews it.

@@ -24,21 +24,21 @@ impl Drop for Helper {
 }
 
 fn helper(dir: &std::path::Path) -> Helper {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_goop"))
+    let child = Command::new(env!("CARGO_BIN_EXE_goop"))
         .args(["relay", dir.to_str().unwrap(), "--listen", "/ip4/127.0.0.1/tcp/0", "--private-addresses"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut lines = Vec::new();
+    let mut helper = Helper { child, lines: Vec::new(), addr: Multiaddr::empty() };
+    let mut out = BufReader::new(helper.child.stdout.take().unwrap()).lines();
     loop {
         let line = out.next().expect("goop relay printed its address").unwrap();
         if let Some(addr) = line.strip_prefix("listening ") {
-            let addr = addr.parse().unwrap();
-            return Helper { child, lines, addr };
+            helper.addr = addr.parse().unwrap();
+            return helper;
         }
-        lines.push(line);
+        helper.lines.push(line);
     }
 }
 
