@@ -100,6 +100,10 @@ enum Command {
         /// Peer to dial at start (repeatable).
         #[arg(long, value_name = "MULTIADDR")]
         connect: Vec<String>,
+        /// Helper node (`goop relay`) to be reached through and find peers at, as
+        /// MULTIADDR/p2p/ID (repeatable; added to p2p.relays).
+        #[arg(long, value_name = "MULTIADDR")]
+        relay: Vec<String>,
         /// Serve the web viewer on this IP:PORT (default viewer.addr, 127.0.0.1:8080), or "off".
         #[arg(long, value_name = "ADDR")]
         viewer: Option<String>,
@@ -274,8 +278,8 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             goop::relay::run(&dir, &listen, private_addresses, shutdown).await?;
             Outcome { stdout: String::new(), success: true }
         }
-        Command::Run { dir, listen, connect, viewer } => {
-            goop::run::run(&dir, &listen, &connect, viewer.as_deref()).await?;
+        Command::Run { dir, listen, connect, relay, viewer } => {
+            goop::run::run(&dir, &listen, &connect, &relay, viewer.as_deref()).await?;
             Outcome { stdout: String::new(), success: true }
         }
         Command::Call { dir, peer, caller, function, params } => {

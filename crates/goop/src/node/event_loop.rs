@@ -15,6 +15,7 @@ use super::behaviour::{self, Behaviour, BehaviourEvent};
 use super::budget::Budget;
 use super::inbound::{self, busy_answer, refusal};
 use super::known::Known;
+use super::reach::{self, Reach};
 use super::services::{Labels, Services};
 use super::{Command, Incoming, KnownPeer, NodeError, Proto};
 use crate::protocol::codec::Response;
@@ -35,6 +36,8 @@ pub(super) struct EventLoop {
     /// Peers met so far: addresses seen, and whether a connection is open. Bounded.
     pub(super) known: Known,
     pub(super) budget: Budget,
+    /// Helper nodes: reachability, relay slots, registration and discovery.
+    pub(super) reach: Reach,
 }
 
 pub(super) enum Pending {
@@ -46,6 +49,7 @@ pub(super) enum Pending {
 
 impl EventLoop {
     pub(super) async fn run(mut self) {
+        let mut refresh = tokio::time::interval(reach::REFRESH);
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -53,6 +57,7 @@ impl EventLoop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.event(event),
+                _ = refresh.tick() => self.reach.refresh(&mut self.swarm),
             }
         }
         tracing::debug!("node stopped");
@@ -118,11 +123,17 @@ impl EventLoop {
     fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
+                self.reach.listening(&mut self.swarm, &address);
                 self.addrs.send_modify(|a| a.push(address));
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!("publicly reachable at {address}");
+                self.reach.external_confirmed(&mut self.swarm);
             }
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 if num_established.get() == 1 {
                     self.peer_changed(crate::events::PEER_CONNECT, peer_id);
+                    self.reach.connected(&mut self.swarm, peer_id);
                 }
                 let addr = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
                 let reply = self.dials.remove(&connection_id);
@@ -139,6 +150,7 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
                 if num_established == 0 {
                     self.peer_changed(crate::events::PEER_DISCONNECT, peer_id);
+                    self.reach.disconnected(&peer_id);
                 }
                 self.known.disconnected(&peer_id);
             }
@@ -173,6 +185,12 @@ impl EventLoop {
                     }
                 }
             }
+            BehaviourEvent::Autonat(e) => self.reach.autonat(&mut self.swarm, e),
+            BehaviourEvent::Rendezvous(e) => self.reach.rendezvous(&mut self.swarm, &mut self.known, e),
+            BehaviourEvent::Dcutr(libp2p::dcutr::Event { remote_peer_id, result }) => match result {
+                Ok(_) => tracing::info!("hole punch to {remote_peer_id}: direct connection"),
+                Err(e) => tracing::info!("hole punch to {remote_peer_id} failed: {e}"),
+            },
             BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     if self.known.see(peer, Some(addr.clone())).is_some() {

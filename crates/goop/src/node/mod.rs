@@ -8,6 +8,7 @@ pub mod budget;
 mod event_loop;
 mod inbound;
 mod known;
+mod reach;
 pub mod services;
 
 use std::collections::HashMap;
@@ -46,6 +47,8 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// This peer's display label, sent to peers it dials.
     pub label: String,
+    /// Helper nodes (`goop relay`) to reach and be reached through, each `…/p2p/<ID>`.
+    pub relays: Vec<Multiaddr>,
 }
 
 /// A direct message that arrived and was not a command for this peer's scripts.
@@ -119,7 +122,10 @@ impl Node {
             .with_tokio()
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| start(&e))?
-            .with_behaviour(|key| Behaviour::new(key, mdns, &limits).map_err(Box::from))
+            .with_quic()
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| start(&e))?
+            .with_behaviour(|key, relay| Behaviour::new(key, relay, mdns, &limits).map_err(Box::from))
             .map_err(|e| start(&e))?
             .with_swarm_config(|c| {
                 // Streams still choosing their protocol hold buffered bytes too: no more of them
@@ -149,6 +155,7 @@ impl Node {
         let (incoming, _) = broadcast::channel(64);
         let labels = Labels::default();
         let streams = swarm.behaviour().streams.new_control();
+        let reach = reach::Reach::new(&config.relays).map_err(NodeError::Start)?;
         let node = Node {
             peer_id: key.public().to_peer_id(),
             commands: commands.clone(),
@@ -170,6 +177,7 @@ impl Node {
             requests: HashMap::new(),
             known: Known::new(labels),
             budget: Budget::new(limits),
+            reach,
         };
         tokio::spawn(event_loop.run());
         Ok(node)
