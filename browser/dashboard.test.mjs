@@ -27,12 +27,17 @@ test("the inbox and the peer list update on push, with no polling meanwhile", as
   const host = await start(folder("Host"));
   const visitor = await start(folder("Ann"), [host.addr]);
   await siteOf(visitor, host);
-  const page = await open(browser(), host.viewer + "/");
+  const page = await (await browser().newContext()).newPage();
+  const requests = apiRequests(page);
+  await page.goto(host.viewer + "/");
   const annRow = page.locator(`tr[data-peer-id="${visitor.id}"]`);
   await annRow.locator("text=connected").waitFor(SLOW);
   await page.evaluate(() => { window.notReloaded = true; });
+  // The page's first fetches, once the stream is up, are done by now.
+  await sleep(1_000);
+  assert.ok(requests.includes("/api/status") && requests.includes("/api/inbox"), `${requests}`);
+  requests.length = 0;
 
-  const requests = apiRequests(page);
   await sleep(QUIET);
   console.log(`API requests in a quiet ${QUIET / 1000} s: ${requests.length}`);
   assert.deepEqual(requests, [], "no polling while the stream is up");
