@@ -26,7 +26,7 @@ use crate::node::Incoming;
 pub const PATH: &str = "/api/events";
 /// Most event streams open at once; one more is refused (503) until one closes.
 pub const MAX_STREAMS: usize = 16;
-/// A comment line this often: a closed tab is noticed (and its slot freed) on the next write.
+/// A comment line this often, so a connection that went away unnoticed is found on a write.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How often a stream looks whether the scripts or the schema changed (they say nothing when
 /// they do); only a change is sent.

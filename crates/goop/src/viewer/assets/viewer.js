@@ -118,6 +118,23 @@ async function refresh() {
   }
 }
 
+// A burst of messages makes one fetch in flight and at most one more after it.
+let inboxFetching = false;
+let inboxAgain = false;
+
+async function inboxChanged() {
+  if (inboxFetching) {
+    inboxAgain = true;
+    return;
+  }
+  inboxFetching = true;
+  do {
+    inboxAgain = false;
+    await refreshInbox().catch((e) => console.warn("viewer inbox failed", e));
+  } while (inboxAgain);
+  inboxFetching = false;
+}
+
 // Polling, only while the live stream is down.
 const POLL_EVERY = 2000;
 let poller = null;
@@ -152,7 +169,7 @@ function listen() {
     stopPolling();
     refresh();
   });
-  on("inbox", () => refreshInbox().catch((e) => console.warn("viewer inbox failed", e)));
+  on("inbox", inboxChanged);
   on("missed", () => refresh());
   on("peers", (data) => renderPeers(data.peers));
   on("status", (data) => {
