@@ -147,7 +147,9 @@ pub async fn run(
             viewer_url = Some(url);
             let me = local.clone();
             let links = Links::new(me.clone(), services.groups.clone(), node.streams());
-            let state = Arc::new(Viewer { node: node.clone(), services: services.clone(), store, me, hosts, links });
+            let streams = Default::default();
+            let state =
+                Arc::new(Viewer { node: node.clone(), services: services.clone(), store, me, hosts, links, streams });
             Some(tokio::spawn(async move {
                 if let Err(e) = viewer::serve(listener, state).await {
                     tracing::error!("viewer stopped: {e}");

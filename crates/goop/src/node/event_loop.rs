@@ -28,6 +28,8 @@ pub(super) struct EventLoop {
     pub(super) loopback: mpsc::Sender<Command>,
     pub(super) addrs: watch::Sender<Vec<Multiaddr>>,
     pub(super) incoming: broadcast::Sender<Incoming>,
+    /// Bumped whenever what `Node::peers` lists changes.
+    pub(super) peers: watch::Sender<u64>,
     pub(super) labels: Labels,
     pub(super) services: Option<Arc<Services>>,
     pub(super) label: String,
@@ -134,6 +136,7 @@ impl EventLoop {
                 if num_established.get() == 1 {
                     self.peer_changed(crate::events::PEER_CONNECT, peer_id);
                     self.reach.connected(&mut self.swarm, peer_id);
+                    self.peers_changed();
                 }
                 let addr = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
                 let reply = self.dials.remove(&connection_id);
@@ -148,11 +151,12 @@ impl EventLoop {
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                self.known.disconnected(&peer_id);
                 if num_established == 0 {
                     self.peer_changed(crate::events::PEER_DISCONNECT, peer_id);
                     self.reach.disconnected(&peer_id);
+                    self.peers_changed();
                 }
-                self.known.disconnected(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                 if let Some(reply) = self.dials.remove(&connection_id) {
@@ -169,6 +173,11 @@ impl EventLoop {
         if let Some(engine) = self.services.as_ref().and_then(|s| s.engine.as_ref()) {
             crate::events::peer_changed(engine, event, Peer::new(peer.to_string(), self.labels.get(&peer)));
         }
+    }
+
+    /// The peer list changed: whoever watches it (the dashboard) looks again.
+    fn peers_changed(&self) {
+        self.peers.send_modify(|version| *version += 1);
     }
 
     fn behaviour(&mut self, event: BehaviourEvent) {
@@ -198,6 +207,7 @@ impl EventLoop {
                         self.swarm.add_peer_address(peer, addr);
                     }
                 }
+                self.peers_changed();
             }
             _ => {}
         }
@@ -216,6 +226,7 @@ impl EventLoop {
                     }
                     Some(Pending::Profile(reply)) => {
                         self.labels.set(peer, profile::parse(&response.bytes));
+                        self.peers_changed();
                         if let Some(reply) = reply {
                             let _ = reply.send(Ok(peer));
                         }
@@ -247,6 +258,7 @@ impl EventLoop {
     fn inbound(&mut self, proto: Proto, peer: PeerId, body: Vec<u8>, channel: ResponseChannel<Response>) {
         if proto == Proto::Profile {
             self.labels.set(peer, profile::parse(&body));
+            self.peers_changed();
             let answer = profile::encode(&self.label).into();
             let _ = self.swarm.behaviour_mut().profile.send_response(channel, answer);
             return;

@@ -51,6 +51,10 @@ pub struct NodeConfig {
     pub relays: Vec<Multiaddr>,
 }
 
+/// Direct messages kept for `incoming()` readers that are behind; an older one is lost to them
+/// (they see `RecvError::Lagged`).
+pub const INCOMING_KEPT: usize = 64;
+
 /// A direct message that arrived and was not a command for this peer's scripts.
 #[derive(Debug, Clone)]
 pub struct Incoming {
@@ -98,6 +102,7 @@ pub struct Node {
     commands: mpsc::Sender<Command>,
     addrs: watch::Receiver<Vec<Multiaddr>>,
     incoming: broadcast::Sender<Incoming>,
+    peers: watch::Receiver<u64>,
     labels: Labels,
     streams: libp2p_stream::Control,
 }
@@ -152,7 +157,8 @@ impl Node {
         }
         let (commands, rx) = mpsc::channel(256);
         let (addr_tx, addrs) = watch::channel(Vec::new());
-        let (incoming, _) = broadcast::channel(64);
+        let (incoming, _) = broadcast::channel(INCOMING_KEPT);
+        let (peers_tx, peers) = watch::channel(0);
         let labels = Labels::default();
         let streams = swarm.behaviour().streams.new_control();
         let reach = reach::Reach::new(&config.relays).map_err(NodeError::Start)?;
@@ -161,6 +167,7 @@ impl Node {
             commands: commands.clone(),
             addrs,
             incoming: incoming.clone(),
+            peers,
             labels: labels.clone(),
             streams,
         };
@@ -170,6 +177,7 @@ impl Node {
             loopback: commands,
             addrs: addr_tx,
             incoming,
+            peers: peers_tx,
             labels: labels.clone(),
             services,
             label: config.label,
@@ -234,6 +242,13 @@ impl Node {
     /// Direct messages that arrive from now on (not the ones this peer's scripts answered).
     pub fn incoming(&self) -> broadcast::Receiver<Incoming> {
         self.incoming.subscribe()
+    }
+
+    /// A version number that goes up whenever the peer list changes (a peer connected, its last
+    /// connection closed, it told its label, mDNS found it). A watch keeps only the newest, so a
+    /// slow reader misses versions, never the fact that something changed.
+    pub fn watch_peers(&self) -> watch::Receiver<u64> {
+        self.peers.clone()
     }
 
     pub async fn connected(&self) -> Vec<PeerId> {
