@@ -1,6 +1,8 @@
 //! `goop relay`: the helper node keeps its identity, and relays a connection between two peers
 //! that reach each other only through it (libp2p's own relay client on both ends).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -112,4 +114,40 @@ fn the_helper_keeps_its_identity_and_relays_between_two_peers() {
         .expect("B pinged A over the relayed connection");
         assert_eq!(pinged, a_id);
     });
+}
+
+/// The peer list a viewer's `/api/status` shows.
+fn peers(viewer_port: u16) -> Vec<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", viewer_port)).unwrap();
+    let request = format!("GET /api/status HTTP/1.1\r\nHost: localhost:{viewer_port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let status: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    status["peers"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn peers_find_each_other_through_a_helper_they_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = helper(&dir.path().join("helper"));
+    let relay = helper.addr.to_string();
+    let (a_dir, b_dir) = (common::folder("Ann"), common::folder("Bob"));
+    let a = common::run_with(a_dir.path(), &["--relay", &relay]);
+    let b = common::run_with(b_dir.path(), &["--relay", &relay]);
+    let a_id = common::peer_id(a_dir.path());
+    // A learns it is reachable (AutoNAT through the helper), registers, and B finds it there
+    // (discovery every 10 s, and at once when B reaches the helper).
+    let started = std::time::Instant::now();
+    loop {
+        if peers(b.viewer_port).iter().any(|p| p["id"] == a_id.as_str()) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "B never found A through the helper");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("B found A through the helper after {:?}", started.elapsed());
+    drop(a);
 }

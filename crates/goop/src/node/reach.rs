@@ -15,7 +15,7 @@ use super::behaviour::Behaviour;
 use super::known::Known;
 
 /// How often discovery asks the helpers again (and a lost helper is dialed again).
-pub const REFRESH: Duration = Duration::from_secs(30);
+pub const REFRESH: Duration = Duration::from_secs(10);
 /// Registrations kept from one discovery answer.
 const MAX_DISCOVERED: u64 = 256;
 
