@@ -97,8 +97,9 @@ enum Command {
         /// Address to listen on (repeatable; default /ip4/0.0.0.0/tcp/4001).
         #[arg(long, value_name = "MULTIADDR")]
         listen: Vec<String>,
-        /// Peer to dial at start (repeatable).
-        #[arg(long, value_name = "MULTIADDR")]
+        /// Peer to dial at start, by address or by peer ID once a helper has found it
+        /// (repeatable).
+        #[arg(long, value_name = "MULTIADDR|PEER_ID")]
         connect: Vec<String>,
         /// Helper node (`goop relay`) to be reached through and find peers at, as
         /// MULTIADDR/p2p/ID (repeatable; added to p2p.relays).
@@ -126,8 +127,9 @@ enum Command {
         /// Peer folder (made by `goop init`): its scripts, or with --peer its identity.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Call the peer at this address instead of this folder's scripts.
-        #[arg(long, value_name = "MULTIADDR")]
+        /// Call the peer at this address (or this peer ID, found through p2p.relays) instead of
+        /// this folder's scripts.
+        #[arg(long, value_name = "MULTIADDR|PEER_ID")]
         peer: Option<String>,
         #[command(flatten)]
         caller: Caller,
@@ -141,8 +143,9 @@ enum Command {
         /// Peer folder (made by `goop init`): its scripts, or with --peer its identity.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Send it to the peer at this address instead of this folder's scripts.
-        #[arg(long, value_name = "MULTIADDR")]
+        /// Send it to the peer at this address (or this peer ID, found through p2p.relays)
+        /// instead of this folder's scripts.
+        #[arg(long, value_name = "MULTIADDR|PEER_ID")]
         peer: Option<String>,
         #[command(flatten)]
         caller: Caller,
@@ -159,8 +162,9 @@ enum Command {
         /// Peer folder (made by `goop init`): its database, or with --peer its identity.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Ask the peer at this address instead of this folder's database.
-        #[arg(long, value_name = "MULTIADDR")]
+        /// Ask the peer at this address (or this peer ID, found through p2p.relays) instead of
+        /// this folder's database.
+        #[arg(long, value_name = "MULTIADDR|PEER_ID")]
         peer: Option<String>,
         /// The request, a JSON object with an "op" (below).
         request: String,
@@ -170,8 +174,9 @@ enum Command {
         /// Peer folder (made by `goop init`) whose identity asks.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The peer to ask, by the address its `goop run` printed.
-        #[arg(long, value_name = "MULTIADDR")]
+        /// The peer to ask, by the address its `goop run` printed (or its peer ID, found through
+        /// p2p.relays).
+        #[arg(long, value_name = "MULTIADDR|PEER_ID")]
         peer: String,
         /// The file, relative to the peer's site/ (e.g. /index.html).
         path: String,

@@ -3,13 +3,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use serde_json::Value;
 
 use crate::config::PeerConfig;
 use crate::identity;
 use crate::local::Outcome;
-use crate::node::{Node, NodeConfig, NodeError, Proto};
+use crate::node::{Node, NodeConfig, NodeError, Proto, Target};
 use crate::protocol::site::{self, SiteRequest};
 
 /// Why a remote command could not be carried out.
@@ -23,6 +23,9 @@ pub enum RemoteError {
     Setup(String),
 }
 
+/// How long reaching the peer may take, finding it through a helper included.
+const CONNECT_WAIT: Duration = Duration::from_secs(15);
+
 /// A client-only node running as `dir`'s identity, connected to the peer at `addr`.
 pub struct Session {
     pub node: Node,
@@ -30,17 +33,27 @@ pub struct Session {
 }
 
 impl Session {
-    pub async fn open(dir: &Path, addr: &str) -> Result<Session, RemoteError> {
-        let addr: Multiaddr =
-            addr.parse().map_err(|e| RemoteError::Setup(format!("--peer {addr:?}: not a multiaddr: {e}")))?;
+    /// `peer` is an address, or a bare peer ID found through the folder's helpers
+    /// (`p2p.relays`).
+    pub async fn open(dir: &Path, peer: &str) -> Result<Session, RemoteError> {
+        let target: Target = peer.parse().map_err(|e| RemoteError::Setup(format!("--peer: {e}")))?;
         let config = PeerConfig::load(dir).map_err(|e| RemoteError::Setup(e.to_string()))?;
         let key = identity::load(dir).map_err(|e| RemoteError::Setup(e.to_string()))?;
-        let node_config = NodeConfig { label: config.profile.label, ..NodeConfig::default() };
+        let relays = config.p2p.relays.iter().map(|a| crate::config::check_relay(a)).collect::<Result<_, _>>();
+        let relays = relays.map_err(RemoteError::Setup)?;
+        let node_config = NodeConfig { label: config.profile.label, relays, ..NodeConfig::default() };
         let node = Node::start(key, node_config, None).map_err(|e| RemoteError::Setup(e.to_string()))?;
-        let peer = tokio::time::timeout(Duration::from_secs(15), node.dial(addr.clone()))
-            .await
-            .map_err(|_| RemoteError::Unreachable(format!("cannot reach {addr}: timed out")))?
-            .map_err(|e| RemoteError::Unreachable(e.to_string()))?;
+        let unreachable = |why: String| RemoteError::Unreachable(format!("cannot reach {why}"));
+        let reached = tokio::time::timeout(CONNECT_WAIT, node.connect(&target)).await;
+        let peer = match reached {
+            Ok(Ok(peer)) => peer,
+            Ok(Err(NodeError::Unreachable(why))) => return Err(unreachable(why)),
+            Ok(Err(e)) => return Err(unreachable(format!("{target}: {e}"))),
+            Err(_) if matches!(target, Target::Id(_)) => {
+                return Err(unreachable(format!("{target}: not found through a helper (p2p.relays) in time")))
+            }
+            Err(_) => return Err(unreachable(format!("{target}: timed out"))),
+        };
         Ok(Session { node, peer })
     }
 

@@ -17,10 +17,13 @@ use crate::http::{HttpModule, HttpPolicy};
 use crate::identity;
 use crate::local::LocalPeer;
 use crate::node::services::{DataStore, Services};
-use crate::node::{Node, NodeConfig};
+use crate::node::{Node, NodeConfig, Target};
 use crate::protocol::site::Site;
 use crate::store::{DbModule, Store};
 use crate::viewer::{self, origin::Hosts, Viewer};
+
+/// How long `--connect` keeps trying a peer (a bare peer ID waits for a helper to find it).
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where a peer listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/4001";
@@ -183,9 +186,12 @@ pub async fn run(
         let node = node.clone();
         let addr = addr.clone();
         tokio::spawn(async move {
-            let dialed = match addr.parse::<Multiaddr>() {
-                Ok(a) => node.dial(a).await.map_err(|e| e.to_string()),
-                Err(e) => Err(format!("not a multiaddr: {e}")),
+            let dialed = match addr.parse::<Target>() {
+                Ok(target) => match tokio::time::timeout(CONNECT_WAIT, node.connect(&target)).await {
+                    Ok(connected) => connected.map_err(|e| e.to_string()),
+                    Err(_) => Err("not found in time".to_string()),
+                },
+                Err(e) => Err(e),
             };
             match dialed {
                 Ok(peer) => tracing::info!("connected to {peer} at {addr}"),

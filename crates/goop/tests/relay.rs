@@ -130,13 +130,15 @@ fn peers(viewer_port: u16) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn peers_find_each_other_through_a_helper_they_share() {
+fn peers_find_each_other_through_a_helper_and_dial_by_peer_id() {
     let dir = tempfile::tempdir().unwrap();
     let helper = helper(&dir.path().join("helper"));
-    let relay = helper.addr.to_string();
+    let relays = format!(r#""relays": ["{}"]"#, helper.addr);
     let (a_dir, b_dir) = (common::folder("Ann"), common::folder("Bob"));
-    let a = common::run_with(a_dir.path(), &["--relay", &relay]);
-    let b = common::run_with(b_dir.path(), &["--relay", &relay]);
+    common::configure(a_dir.path(), "", &relays);
+    common::configure(b_dir.path(), "", &relays);
+    let a = common::run(a_dir.path());
+    let b = common::run(b_dir.path());
     let a_id = common::peer_id(a_dir.path());
     // A learns it is reachable (AutoNAT through the helper), registers, and B finds it there
     // (discovery every 10 s, and at once when B reaches the helper).
@@ -149,5 +151,16 @@ fn peers_find_each_other_through_a_helper_they_share() {
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!("B found A through the helper after {:?}", started.elapsed());
+
+    // Knowing only A's peer ID and the helper: the CLI (as B's identity) calls A's function.
+    let b_path = b_dir.path().to_str().unwrap();
+    let call = common::goop(&["call", "--dir", b_path, "--peer", &a_id, "hello", r#"{"name":"Bo"}"#]);
+    assert!(common::stdout(&call).contains("Hello, Bo!"), "{}", String::from_utf8_lossy(&call.stderr));
+    // A peer ID nobody registered is not found, in one line.
+    let nobody = libp2p::PeerId::random().to_string();
+    let out = common::goop(&["call", "--dir", b_path, "--peer", &nobody, "hello"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(said, format!("goop: cannot reach {nobody}: not found through a helper (p2p.relays) in time\n"));
     drop(a);
 }

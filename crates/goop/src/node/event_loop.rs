@@ -89,6 +89,26 @@ impl EventLoop {
                     }
                 }
             }
+            Command::DialPeer { peer, reply } => {
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(peer));
+                    return;
+                }
+                let opts = DialOpts::peer_id(peer).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, reply);
+                    }
+                    Err(DialError::NoAddresses) => {
+                        let why = format!("{peer}: no known address (not found through a helper or on this network)");
+                        let _ = reply.send(Err(NodeError::Unreachable(why)));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NodeError::Unreachable(format!("{peer}: {}", dial_failure(&e)))));
+                    }
+                }
+            }
             Command::Request { peer, proto, body, reply } => {
                 // The owner asked this peer something (a script's chat reply is not the owner's).
                 if reply.is_some() {

@@ -78,10 +78,41 @@ pub enum NodeError {
 
 enum Command {
     Dial { addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, NodeError>> },
+    DialPeer { peer: PeerId, reply: oneshot::Sender<Result<PeerId, NodeError>> },
     Request { peer: PeerId, proto: Proto, body: Vec<u8>, reply: Option<oneshot::Sender<Result<Vec<u8>, NodeError>>> },
     Respond { proto: Proto, channel: ResponseChannel<Response>, body: Response },
     Connected { reply: oneshot::Sender<Vec<PeerId>> },
     Peers { reply: oneshot::Sender<Vec<KnownPeer>> },
+}
+
+/// Where to reach a peer: its address, or only its ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Addr(Multiaddr),
+    Id(PeerId),
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Target, String> {
+        let text = text.trim();
+        if let Ok(addr) = text.parse::<Multiaddr>() {
+            return Ok(Target::Addr(addr));
+        }
+        match text.parse::<PeerId>() {
+            Ok(peer) => Ok(Target::Id(peer)),
+            Err(_) => Err(format!("{text:?} is neither a multiaddr nor a peer ID")),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Addr(addr) => write!(f, "{addr}"),
+            Target::Id(peer) => write!(f, "{peer}"),
+        }
+    }
 }
 
 /// A peer this node has met: connected now, or seen before and still reachable perhaps.
@@ -220,6 +251,23 @@ impl Node {
             NodeError::Unreachable(why) => NodeError::Unreachable(format!("{addr}: {why}")),
             other => other,
         })
+    }
+
+    /// Connects to `target`: an address, or a bare peer ID, once the node knows an address of it
+    /// (found through a helper or mDNS, or met before; wrap the call in a timeout); returns its ID.
+    pub async fn connect(&self, target: &Target) -> Result<PeerId, NodeError> {
+        match target {
+            Target::Addr(addr) => self.dial(addr.clone()).await,
+            Target::Id(peer) => {
+                // Helpers and mDNS may not have found it yet: the caller's timeout bounds the wait.
+                while !self.peers().await.iter().any(|p| p.id == *peer && (p.connected || !p.addrs.is_empty())) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let (reply, rx) = oneshot::channel();
+                self.send(Command::DialPeer { peer: *peer, reply }).await?;
+                rx.await.map_err(|_| NodeError::Stopped)?
+            }
+        }
     }
 
     /// Sends one request on `proto` and waits for the answer.

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{asset, json, refuse, Viewer};
+use crate::node::Target;
 use crate::protocol::chat;
 
 /// Messages the inbox view shows, newest first.
@@ -150,11 +151,11 @@ async fn connect(viewer: &Viewer, body: &[u8]) -> Response {
         Ok(r) => r,
         Err(e) => return bad(format!("malformed request: {e}")),
     };
-    let addr: Multiaddr = match request.addr.trim().parse() {
-        Ok(a) => a,
-        Err(e) => return bad(format!("not a multiaddr: {e}")),
+    let target: Target = match request.addr.parse() {
+        Ok(t) => t,
+        Err(e) => return bad(e),
     };
-    match tokio::time::timeout(DIAL_WAIT, viewer.node.dial(addr)).await {
+    match tokio::time::timeout(DIAL_WAIT, viewer.node.connect(&target)).await {
         Ok(Ok(peer)) => {
             json(StatusCode::OK, &json!({ "ok": true, "peer": peer.to_string(), "site": viewer.hosts.site_url(&peer) }))
         }
