@@ -46,7 +46,7 @@ export function start(dir, connect = []) {
     createInterface({ input: child.stdout }).on("line", (line) => {
       const listening = line.match(/^listening (\S+)$/);
       const viewer = line.match(/^viewer http:\/\/localhost:(\d+)\/\s+\(your site: (\S+)\)$/);
-      if (listening) peer.addr = listening[1];
+      if (listening && listening[1].includes("/tcp/")) peer.addr = listening[1];
       if (viewer) [peer.viewerPort, peer.ownSite] = [Number(viewer[1]), viewer[2]];
       if (peer.addr && peer.viewerPort) {
         clearTimeout(timer);

@@ -61,7 +61,7 @@ fn peer(label: &str, connect: Option<&str>, scripts: &[(&str, &str)]) -> Peer {
     let (mut addr, mut viewer) = (None, None);
     while addr.is_none() || viewer.is_none() {
         let line = lines.next().expect("a line").expect("utf-8");
-        if let Some(a) = line.strip_prefix("listening ") {
+        if let Some(a) = line.strip_prefix("listening ").filter(|a| a.contains("/tcp/")) {
             addr = Some(a.to_string());
         } else if let Some(rest) = line.strip_prefix("viewer http://localhost:") {
             viewer = rest.split('/').next().and_then(|p| p.parse().ok());

@@ -11,12 +11,14 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{autonat, connection_limits, identify, noise, ping, relay, rendezvous, tcp, yamux, Multiaddr};
 
 use crate::identity;
+use crate::run::say;
 
 /// The rendezvous namespace goop peers register and discover in.
 pub const NAMESPACE: &str = "goop";
 
-/// Where a helper listens unless told otherwise: TCP and QUIC on port 4001.
-pub const DEFAULT_LISTEN: [&str; 2] = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"];
+/// Where a helper listens unless told otherwise: TCP (and QUIC, as beside every TCP address) on
+/// port 4001.
+pub const DEFAULT_LISTEN: [&str; 1] = ["/ip4/0.0.0.0/tcp/4001"];
 
 /// Reservations held at once, and by one peer (libp2p refuses a peer's reservation only when it
 /// already holds more than this).
@@ -76,7 +78,7 @@ pub async fn run(
     let key = identity::load_or_create(dir)?;
     let id = key.public().to_peer_id();
     if !existed {
-        println!("created {} (peer ID {id})", dir.join(identity::FILE).display());
+        say(&format!("created {} (peer ID {id})", dir.join(identity::FILE).display()));
     }
     let defaults: Vec<String> = DEFAULT_LISTEN.iter().map(|a| a.to_string()).collect();
     let listen = if listen.is_empty() { &defaults[..] } else { listen };
@@ -110,7 +112,7 @@ pub async fn run(
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
-    for addr in listen {
+    for addr in crate::node::with_quic(&listen) {
         swarm.listen_on(addr.clone()).with_context(|| format!("cannot listen on {addr}"))?;
     }
     tokio::pin!(shutdown);
@@ -122,7 +124,7 @@ pub async fn run(
                     // Reservations hand out the helper's external addresses: on a server its
                     // listen addresses are those.
                     swarm.add_external_address(address.clone());
-                    println!("listening {address}/p2p/{id}");
+                    say(&format!("listening {address}/p2p/{id}"));
                 }
                 SwarmEvent::Behaviour(HelperEvent::Relay(e)) => log_relay(&e),
                 SwarmEvent::Behaviour(HelperEvent::Rendezvous(e)) => tracing::debug!("rendezvous: {e:?}"),

@@ -121,6 +121,7 @@ pub async fn run(
         .chain(relays)
         .map(|a| crate::config::check_relay(a).map_err(|e| anyhow::anyhow!("--relay: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let listen = crate::node::with_quic(&listen);
     let node_config = NodeConfig {
         listen,
         fallback_port: defaulted,
@@ -146,7 +147,7 @@ pub async fn run(
             let port = listener.local_addr()?.port();
             let hosts = Hosts { port };
             let url = format!("http://localhost:{port}/");
-            println!("viewer {url}  (your site: {})", hosts.site_url(&id));
+            say(&format!("viewer {url}  (your site: {})", hosts.site_url(&id)));
             viewer_url = Some(url);
             let me = local.clone();
             let links = Links::new(me.clone(), services.groups.clone(), node.streams());
@@ -174,7 +175,7 @@ pub async fn run(
         loop {
             let now: Vec<Multiaddr> = addrs.borrow_and_update().clone();
             for addr in &now[printed.min(now.len())..] {
-                println!("listening {addr}/p2p/{id}");
+                say(&format!("listening {addr}/p2p/{id}"));
             }
             printed = now.len();
             if addrs.changed().await.is_err() {
@@ -210,6 +211,14 @@ pub async fn run(
     drop(node);
     drop(lock);
     Ok(())
+}
+
+/// Prints one line for whoever started the peer. Nobody may be reading any more (a script that
+/// took the first lines and closed the pipe): that is no reason to stop serving.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// Hands every member stream that reaches this peer to its groups.

@@ -27,6 +27,10 @@ fn a_visitor_reaches_the_hosts_scripts_data_and_site() {
         format!("{{\"ok\":true,\"result\":{{\"caller\":\"{visitor_id}\",\"message\":\"Hello, Bo!\"}}}}\n")
     );
     assert_eq!(call.status.code(), Some(0));
+    // Every TCP listener has a QUIC one beside it, answering the same.
+    assert!(host.quic.starts_with("/ip4/127.0.0.1/udp/") && host.quic.contains("/quic-v1/p2p/"), "{}", host.quic);
+    let over_quic = goop(&["call", "--peer", &host.quic, "--dir", v, "hello", r#"{"name":"Bo"}"#]);
+    assert_eq!(stdout(&over_quic), stdout(&call));
     let missing = goop(&["call", "--peer", &host.addr, "--dir", v, "nope"]);
     assert_eq!(stdout(&missing), "{\"ok\":false,\"error\":\"function not found: nope\"}\n");
     assert_eq!(missing.status.code(), Some(1));

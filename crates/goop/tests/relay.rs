@@ -36,11 +36,14 @@ fn helper(dir: &std::path::Path) -> Helper {
     let mut out = BufReader::new(helper.child.stdout.take().unwrap()).lines();
     loop {
         let line = out.next().expect("goop relay printed its address").unwrap();
-        if let Some(addr) = line.strip_prefix("listening ") {
-            helper.addr = addr.parse().unwrap();
-            return helper;
+        match line.strip_prefix("listening ") {
+            Some(addr) if addr.contains("/tcp/") => {
+                helper.addr = addr.parse().unwrap();
+                return helper;
+            }
+            Some(_) => {} // its QUIC address
+            None => helper.lines.push(line),
         }
-        helper.lines.push(line);
     }
 }
 

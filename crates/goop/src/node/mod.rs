@@ -85,6 +85,26 @@ enum Command {
     Peers { reply: oneshot::Sender<Vec<KnownPeer>> },
 }
 
+/// `addrs` and, beside each TCP address, the QUIC one on the same IP and port number (UDP):
+/// hole punching works better over UDP behind many NATs.
+pub fn with_quic(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
+    use libp2p::multiaddr::Protocol;
+    let mut all = addrs.to_vec();
+    for addr in addrs {
+        let mut parts = addr.iter();
+        let (Some(ip @ (Protocol::Ip4(_) | Protocol::Ip6(_))), Some(Protocol::Tcp(port)), None) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let quic = Multiaddr::empty().with(ip).with(Protocol::Udp(port)).with(Protocol::QuicV1);
+        if !all.contains(&quic) {
+            all.push(quic);
+        }
+    }
+    all
+}
+
 /// Where to reach a peer: its address, or only its ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -331,22 +351,23 @@ impl Node {
 /// connections) instead of failing; a plain bind finds out first.
 fn port_in_use(addr: &Multiaddr) -> Option<std::io::Error> {
     use libp2p::multiaddr::Protocol;
-    let (mut ip, mut port) = (None, None);
+    let (mut ip, mut tcp, mut udp) = (None, None, None);
     for p in addr.iter() {
         match p {
             Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
             Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
-            Protocol::Tcp(p) => port = Some(p),
+            Protocol::Tcp(p) => tcp = Some(p),
+            Protocol::Udp(p) => udp = Some(p),
             _ => {}
         }
     }
-    match (ip, port) {
-        (Some(ip), Some(port)) if port != 0 => std::net::TcpListener::bind((ip, port)).err(),
+    match (ip, tcp, udp) {
+        (Some(ip), Some(port), _) if port != 0 => std::net::TcpListener::bind((ip, port)).err(),
+        (Some(ip), _, Some(port)) if port != 0 => std::net::UdpSocket::bind((ip, port)).err(),
         _ => None,
     }
 }
 
-/// `addr` with its TCP port replaced by 0.
 fn with_port_zero(addr: &Multiaddr) -> Option<Multiaddr> {
     use libp2p::multiaddr::Protocol;
     let mut changed = false;
@@ -356,6 +377,10 @@ fn with_port_zero(addr: &Multiaddr) -> Option<Multiaddr> {
             Protocol::Tcp(_) => {
                 changed = true;
                 Protocol::Tcp(0)
+            }
+            Protocol::Udp(_) => {
+                changed = true;
+                Protocol::Udp(0)
             }
             other => other,
         })

@@ -33,6 +33,8 @@ pub struct Running {
     pub child: Child,
     /// Its libp2p address, `/ip4/127.0.0.1/tcp/N/p2p/ID`.
     pub addr: String,
+    /// Its QUIC address beside it, `/ip4/127.0.0.1/udp/N/quic-v1/p2p/ID`.
+    pub quic: String,
     /// Its viewer's port on 127.0.0.1.
     pub viewer_port: u16,
 }
@@ -63,11 +65,15 @@ fn start(dir: &Path, extra: &[&str], stderr: Stdio) -> Running {
         .spawn()
         .expect("goop run starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut viewer_port) = (None, None);
-    while addr.is_none() || viewer_port.is_none() {
+    let (mut addr, mut quic, mut viewer_port) = (None, None, None);
+    while addr.is_none() || quic.is_none() || viewer_port.is_none() {
         let line = lines.next().expect("goop run printed its addresses").unwrap();
         if let Some(a) = line.strip_prefix("listening ") {
-            addr = Some(a.to_string());
+            if a.contains("/tcp/") {
+                addr = Some(a.to_string());
+            } else if a.contains("/quic-v1/") {
+                quic = Some(a.to_string());
+            }
         } else if let Some(rest) = line.strip_prefix("viewer http://localhost:") {
             viewer_port = rest.split('/').next().and_then(|p| p.parse().ok());
         } else {
@@ -76,7 +82,7 @@ fn start(dir: &Path, extra: &[&str], stderr: Stdio) -> Running {
     }
     let addr = addr.unwrap();
     assert!(addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/12D3KooW"), "{addr}");
-    Running { child, addr, viewer_port: viewer_port.unwrap() }
+    Running { child, addr, quic: quic.unwrap(), viewer_port: viewer_port.unwrap() }
 }
 
 pub fn run(dir: &Path) -> Running {
