@@ -65,6 +65,7 @@ function on_group_message(name, message)
     if not chars then return false, "the text is not valid UTF-8" end
     if chars > MAX_CHARS then return false, "a message is at most " .. MAX_CHARS .. " characters" end
     if is_banned(goop.peer.id) then return false, "you are banned from this room" end
+    -- Counted before the word filter: tries at a blocked word use up the rate too.
     if not within_rate(goop.peer.id) then
         return false, "slow down: at most " .. PER_MINUTE .. " messages a minute"
     end
