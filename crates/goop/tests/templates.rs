@@ -53,6 +53,18 @@ fn templates_are_listed_and_unknown_ones_named() {
 }
 
 #[test]
+fn every_templates_scripts_and_schema_load_as_installed() {
+    let listed = stdout(&goop(&["templates"]));
+    for name in listed.lines().filter_map(|l| l.split_whitespace().next()) {
+        let folder = template_folder(name);
+        let out = goop(&["check", "--dir", folder.path().to_str().unwrap()]);
+        let said = stdout(&out);
+        assert!(out.status.success(), "{name}: {said}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!said.is_empty() && said.lines().all(|l| l.starts_with("ok ")), "{name}: {said}");
+    }
+}
+
+#[test]
 fn tictactoe_plays_to_a_win_and_refuses_every_cheat() {
     let folder = template_folder("tictactoe");
     let dir = folder.path();
