@@ -1,12 +1,13 @@
 // Two peers play tic-tac-toe through their own viewers' pages; the visitor's cheats through
-// the SDK are refused by the host's Lua referee and the board stays as it was.
+// the SDK are refused by the host's Lua referee and the board stays as it was; the opponent's
+// board follows a move by a push, without the page asking anything while it is connected.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { withBrowser, folder, goop, open, siteOf, start } from "./harness.mjs";
 
 const browser = withBrowser();
 
-const SLOW = { timeout: 20_000 }; // pages poll every 2 s
+const SLOW = { timeout: 20_000 }; // generous: a refused or reconnecting page polls every 2 s
 
 /** Waits until the page's #status reads `text`. */
 async function statusIs(page, text) {
