@@ -230,6 +230,7 @@ fn saving_in_place_never_drops_a_function() {
     stop.store(true, Ordering::Relaxed);
     caller.join().unwrap();
     let (calls, failed) = (calls.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("200 saves in place: {calls} calls, {failed} failed");
     assert!(calls > 100, "{calls} calls");
     assert_eq!(failed, 0, "{failed} of {calls} calls failed during the saves");
 }

@@ -28,6 +28,7 @@ fn node_config() -> NodeConfig {
         fallback_port: false,
         mdns: false,
         label: "bench".into(),
+        relays: Vec::new(),
     }
 }
 

@@ -54,6 +54,8 @@ pub struct P2p {
     pub mdns: bool,
     /// Multiaddrs dialed at start.
     pub bootstrap: Vec<String>,
+    /// Helper nodes (`goop relay`), each `…/p2p/<ID>`: reachability, relay slots, discovery.
+    pub relays: Vec<String>,
     pub max_connections_per_peer: u32,
     pub max_incoming_connections: u32,
     pub max_pending_connections: u32,
@@ -70,6 +72,7 @@ impl Default for P2p {
         P2p {
             mdns: true,
             bootstrap: Vec::new(),
+            relays: Vec::new(),
             max_connections_per_peer: l.connections_per_peer,
             max_incoming_connections: l.incoming_connections,
             max_pending_connections: l.pending_connections,
@@ -104,6 +107,9 @@ impl P2p {
             if let Err(e) = addr.parse::<libp2p::Multiaddr>() {
                 return Err((format!("p2p.bootstrap[{i}]"), format!("not a multiaddr ({e}): {addr:?}")));
             }
+        }
+        for (i, addr) in self.relays.iter().enumerate() {
+            check_relay(addr).map_err(|e| (format!("p2p.relays[{i}]"), e))?;
         }
         in_range("p2p.max_connections_per_peer", self.max_connections_per_peer.into(), 1, 64)?;
         in_range("p2p.max_incoming_connections", self.max_incoming_connections.into(), 1, 65_536)?;
@@ -219,6 +225,15 @@ impl PeerConfig {
         c.local = local;
         c.events = crate::events::declared();
         c
+    }
+}
+
+/// A helper's address: a multiaddr that ends in `/p2p/<its peer ID>`.
+pub fn check_relay(addr: &str) -> Result<libp2p::Multiaddr, String> {
+    let parsed: libp2p::Multiaddr = addr.parse().map_err(|e| format!("not a multiaddr ({e}): {addr:?}"))?;
+    match parsed.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(_)) => Ok(parsed),
+        _ => Err(format!("must end in /p2p/<the helper's peer ID>: {addr:?}")),
     }
 }
 

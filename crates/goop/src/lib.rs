@@ -11,6 +11,7 @@ pub mod init;
 pub mod local;
 pub mod node;
 pub mod protocol;
+pub mod relay;
 pub mod remote;
 pub mod run;
 pub mod store;

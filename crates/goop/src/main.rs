@@ -100,9 +100,26 @@ enum Command {
         /// Peer to dial at start (repeatable).
         #[arg(long, value_name = "MULTIADDR")]
         connect: Vec<String>,
+        /// Helper node (`goop relay`) to be reached through and find peers at, as
+        /// MULTIADDR/p2p/ID (repeatable; added to p2p.relays).
+        #[arg(long, value_name = "MULTIADDR")]
+        relay: Vec<String>,
         /// Serve the web viewer on this IP:PORT (default viewer.addr, 127.0.0.1:8080), or "off".
         #[arg(long, value_name = "ADDR")]
         viewer: Option<String>,
+    },
+    /// Run a helper node for peers behind NATs (on a public server): circuit relay, rendezvous
+    /// and AutoNAT, until Ctrl-C.
+    Relay {
+        /// Folder for the helper's identity (created, with its key, on first start).
+        dir: PathBuf,
+        /// Address to listen on (repeatable; default TCP and QUIC on port 4001 of every interface).
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// Answer AutoNAT probes of peers seen at private addresses (a LAN or a test lab; never on
+        /// the internet).
+        #[arg(long)]
+        private_addresses: bool,
     },
     /// Call a data function and print the data protocol's JSON answer.
     Call {
@@ -176,7 +193,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A one-shot command prints a script's failure on stdout already; `goop run` logs it.
-    let quiet_scripts = if matches!(cli.command, Command::Run { .. }) { "warn" } else { "warn,goop::script=error" };
+    let quiet_scripts = if matches!(cli.command, Command::Run { .. } | Command::Relay { .. }) {
+        "warn"
+    } else {
+        "warn,goop::script=error"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -252,8 +273,13 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             goop::config::PeerConfig::load(&dir)?;
             Outcome { stdout: format!("{}\n", goop::identity::peer_id(&dir)?), success: true }
         }
-        Command::Run { dir, listen, connect, viewer } => {
-            goop::run::run(&dir, &listen, &connect, viewer.as_deref()).await?;
+        Command::Relay { dir, listen, private_addresses } => {
+            let shutdown = goop::run::shutdown_signal().context("cannot listen for Ctrl-C and SIGTERM")?;
+            goop::relay::run(&dir, &listen, private_addresses, shutdown).await?;
+            Outcome { stdout: String::new(), success: true }
+        }
+        Command::Run { dir, listen, connect, relay, viewer } => {
+            goop::run::run(&dir, &listen, &connect, &relay, viewer.as_deref()).await?;
             Outcome { stdout: String::new(), success: true }
         }
         Command::Call { dir, peer, caller, function, params } => {

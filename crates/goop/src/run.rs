@@ -81,7 +81,13 @@ pub fn services_with(
 
 /// Runs the peer in `dir` until it is told to stop. `viewer` overrides `viewer.addr`
 /// ("off" turns the viewer off).
-pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Option<&str>) -> anyhow::Result<()> {
+pub async fn run(
+    dir: &Path,
+    listen: &[String],
+    connect: &[String],
+    relays: &[String],
+    viewer: Option<&str>,
+) -> anyhow::Result<()> {
     let shutdown = shutdown_signal().context("cannot listen for Ctrl-C and SIGTERM")?;
     let config = PeerConfig::load(dir)?;
     let key = identity::load(dir)?;
@@ -105,8 +111,20 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
         .iter()
         .map(|a| a.parse().with_context(|| format!("--listen {a:?} is not a multiaddr")))
         .collect::<anyhow::Result<_>>()?;
-    let node_config =
-        NodeConfig { listen, fallback_port: defaulted, mdns: config.p2p.mdns, label: config.profile.label.clone() };
+    let relays = config
+        .p2p
+        .relays
+        .iter()
+        .chain(relays)
+        .map(|a| crate::config::check_relay(a).map_err(|e| anyhow::anyhow!("--relay: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let node_config = NodeConfig {
+        listen,
+        fallback_port: defaulted,
+        mdns: config.p2p.mdns,
+        label: config.profile.label.clone(),
+        relays,
+    };
     let node = Node::start_with(key, node_config, config.p2p.limits(), Some(services.clone()))?;
     admit_group_members(&node, &services.groups)?;
     let viewer_addr = match viewer {
@@ -129,7 +147,9 @@ pub async fn run(dir: &Path, listen: &[String], connect: &[String], viewer: Opti
             viewer_url = Some(url);
             let me = local.clone();
             let links = Links::new(me.clone(), services.groups.clone(), node.streams());
-            let state = Arc::new(Viewer { node: node.clone(), services: services.clone(), store, me, hosts, links });
+            let streams = Default::default();
+            let state =
+                Arc::new(Viewer { node: node.clone(), services: services.clone(), store, me, hosts, links, streams });
             Some(tokio::spawn(async move {
                 if let Err(e) = viewer::serve(listener, state).await {
                     tracing::error!("viewer stopped: {e}");
@@ -200,7 +220,7 @@ fn admit_group_members(node: &Node, groups: &Arc<Groups>) -> anyhow::Result<()> 
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when it
 /// is first awaited, so a signal sent while the peer starts still stops it cleanly.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -322,7 +322,7 @@ fn help_describes_every_argument_of_every_command() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 11, "every command and `templates apply`");
+    assert_eq!(seen, 12, "every command and `templates apply`");
 
     let data = stdout(&goop(&["data", "--help"]));
     for example in [

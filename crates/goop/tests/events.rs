@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use common::{folder, goop, peer_id, run, run_with, stdout};
 use serde_json::Value;
 
+/// Each handler writes the key a test waits for last, so the others are there when it sees it.
 const WATCH: &str = r#"
-function on_peer_connect(p) goop.kv.incr('connects') goop.kv.set('last', p.id) end
+function on_peer_connect(p) goop.kv.set('last', p.id) goop.kv.incr('connects') end
 function on_peer_disconnect(p) goop.kv.incr('disconnects') end
 function on_message(m)
-  goop.kv.set('said', m.text) goop.kv.set('from', m.from) goop.kv.set('sender', goop.peer.id)
+  goop.kv.set('from', m.from) goop.kv.set('sender', goop.peer.id) goop.kv.set('said', m.text)
 end
 function handle()
   return goop.json.encode({ connects = goop.kv.get('connects') or 0, disconnects = goop.kv.get('disconnects') or 0,

@@ -30,6 +30,7 @@ fn config(label: &str) -> NodeConfig {
         fallback_port: false,
         mdns: false,
         label: label.into(),
+        relays: Vec::new(),
     }
 }
 

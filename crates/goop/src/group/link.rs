@@ -11,12 +11,12 @@ use goop_script::Peer;
 use libp2p::PeerId;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use super::host::{member_mailbox, Groups};
 use super::mailbox::Mailbox;
 use super::wire::{self, ToHost};
-use super::{check_name, MAILBOX_MESSAGES, MAX_MESSAGE_BYTES, PROTOCOL};
+use super::{check_name, GroupError, MAILBOX_MESSAGES, MAX_MESSAGE_BYTES, PROTOCOL};
 
 /// Pages (across all hosts) one peer's viewer keeps in groups at once.
 pub const MAX_PAGES: usize = 64;
@@ -33,9 +33,16 @@ struct Link {
     /// False once the host's side ended.
     alive: AtomicBool,
     pending: Pending,
-    /// Group → the mailboxes of the pages in it.
-    pages: Mutex<HashMap<String, Vec<Weak<Mailbox>>>>,
+    /// Group → its pages here.
+    pages: Mutex<HashMap<String, GroupPages>>,
     next_id: AtomicU64,
+}
+
+/// The pages of one group at one host, and the host's answer to this peer joining it (asked
+/// once, awaited by every page that joins meanwhile).
+struct GroupPages {
+    mailboxes: Vec<Weak<Mailbox>>,
+    joined: Arc<OnceCell<Result<(), GroupError>>>,
 }
 
 /// The links of this peer, one per host.
@@ -59,9 +66,9 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         self.pages.fetch_sub(1, Ordering::AcqRel);
         let mut pages = lock(&self.link.pages);
-        let Some(list) = pages.get_mut(&self.group) else { return };
-        list.retain(|w| w.upgrade().is_some_and(|m| !Arc::ptr_eq(&m, &self.mailbox)));
-        if list.is_empty() {
+        let Some(group) = pages.get_mut(&self.group) else { return };
+        group.mailboxes.retain(|w| w.upgrade().is_some_and(|m| !Arc::ptr_eq(&m, &self.mailbox)));
+        if group.mailboxes.is_empty() {
             pages.remove(&self.group);
             let _ = self.link.out.try_send(ToHost::Leave { group: self.group.clone() }.encode());
         }
@@ -74,11 +81,11 @@ impl Links {
     }
 
     /// Joins `group` at `host` for one page.
-    pub async fn join(&self, host: PeerId, group: &str) -> Result<Subscription, String> {
-        check_name(group)?;
+    pub async fn join(&self, host: PeerId, group: &str) -> Result<Subscription, GroupError> {
+        check_name(group).map_err(GroupError::Refused)?;
         if self.pages.fetch_add(1, Ordering::AcqRel) >= MAX_PAGES as u64 {
             self.pages.fetch_sub(1, Ordering::AcqRel);
-            return Err(format!("at most {MAX_PAGES} pages may be in groups at once"));
+            return Err(GroupError::Refused(format!("at most {MAX_PAGES} pages may be in groups at once")));
         }
         let link = match self.link(host).await {
             Ok(link) => link,
@@ -94,33 +101,47 @@ impl Links {
             group: group.to_string(),
             pages: self.pages.clone(),
         };
-        let first = {
+        let joined = {
             let mut pages = lock(&link.pages);
-            let list = pages.entry(group.to_string()).or_default();
-            list.push(Arc::downgrade(&mailbox));
-            list.len() == 1
+            let entry = pages
+                .entry(group.to_string())
+                .or_insert_with(|| GroupPages { mailboxes: Vec::new(), joined: Arc::new(OnceCell::new()) });
+            entry.mailboxes.push(Arc::downgrade(&mailbox));
+            entry.joined.clone()
         };
-        if first {
-            let id = link.next_id.fetch_add(1, Ordering::Relaxed);
-            link.ask(id, ToHost::Join { id, group: group.to_string() }).await?;
+        let answer = joined
+            .get_or_init(|| async {
+                let id = link.next_id.fetch_add(1, Ordering::Relaxed);
+                link.ask(id, ToHost::Join { id, group: group.to_string() }).await
+            })
+            .await
+            .clone();
+        if let Err(e) = answer {
+            // Refused: the next page to try asks the host again.
+            let mut pages = lock(&link.pages);
+            if pages.get(group).is_some_and(|g| Arc::ptr_eq(&g.joined, &joined)) {
+                pages.remove(group);
+            }
+            return Err(e);
         }
         Ok(subscription)
     }
 
     /// Sends `message` to `group` at `host` (its scripts' `on_group_message`).
-    pub async fn send(&self, host: PeerId, group: &str, message: &RawValue) -> Result<(), String> {
-        check_name(group)?;
+    pub async fn send(&self, host: PeerId, group: &str, message: &RawValue) -> Result<(), GroupError> {
+        check_name(group).map_err(GroupError::Refused)?;
         if message.get().len() > MAX_MESSAGE_BYTES {
-            return Err(format!("a message is at most {} KB of JSON", MAX_MESSAGE_BYTES / 1024));
+            let kb = MAX_MESSAGE_BYTES / 1024;
+            return Err(GroupError::Refused(format!("a message is at most {kb} KB of JSON")));
         }
-        let message = serde_json::from_str(message.get()).map_err(|e| e.to_string())?;
+        let message = serde_json::from_str(message.get()).map_err(|e| GroupError::Refused(e.to_string()))?;
         let link = self.link(host).await?;
         let id = link.next_id.fetch_add(1, Ordering::Relaxed);
         link.ask(id, ToHost::Send { id, group: group.to_string(), message }).await
     }
 
     /// The link to `host`, opened if needed.
-    async fn link(&self, host: PeerId) -> Result<Arc<Link>, String> {
+    async fn link(&self, host: PeerId) -> Result<Arc<Link>, GroupError> {
         if let Some(link) = lock(&self.links).get(&host).filter(|l| l.alive.load(Ordering::Acquire)) {
             return Ok(link.clone());
         }
@@ -133,7 +154,7 @@ impl Links {
             tokio::spawn(wire::drain(mailbox, from_host));
         } else {
             let stream = self.control.clone().open_stream(host, PROTOCOL).await;
-            let stream = stream.map_err(|e| format!("cannot reach the host: {e}"))?;
+            let stream = stream.map_err(|e| GroupError::Unreachable(format!("cannot reach the host: {e}")))?;
             tokio::spawn(wire::member_leg(stream, from_member, from_host));
         }
         let link = Arc::new(Link {
@@ -151,19 +172,19 @@ impl Links {
 
 impl Link {
     /// Sends a request frame and waits for the host's reply to it.
-    async fn ask(&self, id: u64, frame: ToHost) -> Result<(), String> {
+    async fn ask(&self, id: u64, frame: ToHost) -> Result<(), GroupError> {
         let (reply, answer) = oneshot::channel();
         lock(&self.pending).insert(id, reply);
         if self.out.send(frame.encode()).await.is_err() {
             lock(&self.pending).remove(&id);
-            return Err("the link to the host is closed".into());
+            return Err(GroupError::Unreachable("the link to the host is closed".into()));
         }
         match tokio::time::timeout(ANSWER_WAIT, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err("the link to the host closed".into()),
+            Ok(Ok(result)) => result.map_err(GroupError::Refused),
+            Ok(Err(_)) => Err(GroupError::Unreachable("the link to the host closed".into())),
             Err(_) => {
                 lock(&self.pending).remove(&id);
-                Err("the host did not answer in time".into())
+                Err(GroupError::Unreachable("the host did not answer in time".into()))
             }
         }
     }
@@ -189,7 +210,7 @@ async fn deliver(link: Weak<Link>, mut incoming: mpsc::Receiver<Arc<[u8]>>) {
                 }
             }
             (_, _, Some(group)) => {
-                let pages = lock(&link.pages).get(&group).cloned().unwrap_or_default();
+                let pages = lock(&link.pages).get(&group).map(|g| g.mailboxes.clone()).unwrap_or_default();
                 let name: Arc<str> = group.into();
                 for page in pages.iter().filter_map(Weak::upgrade) {
                     page.push(&name, &frame);
@@ -201,7 +222,7 @@ async fn deliver(link: Weak<Link>, mut incoming: mpsc::Receiver<Arc<[u8]>>) {
     // The host is gone: every page's stream ends, so its SDK joins again.
     if let Some(link) = link.upgrade() {
         link.alive.store(false, Ordering::Release);
-        for page in lock(&link.pages).values().flatten().filter_map(Weak::upgrade) {
+        for page in lock(&link.pages).values().flat_map(|g| &g.mailboxes).filter_map(Weak::upgrade) {
             page.close();
         }
         lock(&link.pending).clear();

@@ -35,6 +35,18 @@ pub const MESSAGE: &str = "on_group_message";
 /// `on_group_leave(name, peer)`.
 pub const LEAVE: &str = "on_group_leave";
 
+/// Why a page could not join or send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// The host (its scripts or its bounds) or this peer's own bounds said no: asking again
+    /// the same way gets the same answer.
+    #[error("{0}")]
+    Refused(String),
+    /// The host could not be reached or did not answer: worth trying again.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
 /// A group name: 1 to 64 letters, digits and `-_.:`.
 pub fn check_name(name: &str) -> Result<(), String> {
     let fits = !name.is_empty() && name.len() <= MAX_NAME_BYTES;

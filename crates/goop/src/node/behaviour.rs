@@ -7,7 +7,7 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{connection_limits, identify, mdns, ping, StreamProtocol};
+use libp2p::{autonat, connection_limits, dcutr, identify, mdns, ping, relay, rendezvous, StreamProtocol};
 
 use super::budget::Limits;
 
@@ -28,6 +28,12 @@ pub struct Behaviour {
     pub profile: Protocol,
     /// Long-lived streams: a member's link to a host's groups.
     pub streams: libp2p_stream::Behaviour,
+    /// Reaching peers through helper nodes (`reach.rs`): relayed connections, hole punching,
+    /// reachability probes, registration and discovery.
+    pub relay: relay::client::Behaviour,
+    pub dcutr: dcutr::Behaviour,
+    pub autonat: autonat::Behaviour,
+    pub rendezvous: rendezvous::client::Behaviour,
 }
 
 /// How long a peer has to answer one request (a data call waits for a script of up to 60 s).
@@ -41,7 +47,12 @@ fn protocol(id: StreamProtocol, bounds: Bounds, streams: usize) -> Protocol {
 }
 
 impl Behaviour {
-    pub fn new(key: &Keypair, mdns_enabled: bool, limits: &Limits) -> std::io::Result<Behaviour> {
+    pub fn new(
+        key: &Keypair,
+        relay: relay::client::Behaviour,
+        mdns_enabled: bool,
+        limits: &Limits,
+    ) -> std::io::Result<Behaviour> {
         let peer_id = key.public().to_peer_id();
         let mdns =
             if mdns_enabled { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?) } else { None };
@@ -65,6 +76,24 @@ impl Behaviour {
             site: protocol(SITE, protocol::SITE_BOUNDS, streams),
             profile: protocol(PROFILE, protocol::PROFILE_BOUNDS, streams),
             streams: libp2p_stream::Behaviour::new(),
+            relay,
+            dcutr: dcutr::Behaviour::new(peer_id),
+            autonat: autonat::Behaviour::new(peer_id, autonat_config()),
+            rendezvous: rendezvous::client::Behaviour::new(key.clone()),
         })
+    }
+}
+
+/// AutoNAT as a client of the configured helpers only (they are trusted to probe, wherever they
+/// are); this peer answers nobody's probes (`throttle_clients_global_max` 0).
+fn autonat_config() -> autonat::Config {
+    autonat::Config {
+        boot_delay: Duration::from_secs(2),
+        retry_interval: Duration::from_secs(20),
+        refresh_interval: Duration::from_secs(5 * 60),
+        use_connected: false,
+        only_global_ips: false,
+        throttle_clients_global_max: 0,
+        ..autonat::Config::default()
     }
 }

@@ -15,6 +15,7 @@ use super::behaviour::{self, Behaviour, BehaviourEvent};
 use super::budget::Budget;
 use super::inbound::{self, busy_answer, refusal};
 use super::known::Known;
+use super::reach::{self, Reach};
 use super::services::{Labels, Services};
 use super::{Command, Incoming, KnownPeer, NodeError, Proto};
 use crate::protocol::codec::Response;
@@ -27,6 +28,8 @@ pub(super) struct EventLoop {
     pub(super) loopback: mpsc::Sender<Command>,
     pub(super) addrs: watch::Sender<Vec<Multiaddr>>,
     pub(super) incoming: broadcast::Sender<Incoming>,
+    /// Bumped whenever what `Node::peers` lists changes.
+    pub(super) peers: watch::Sender<u64>,
     pub(super) labels: Labels,
     pub(super) services: Option<Arc<Services>>,
     pub(super) label: String,
@@ -35,6 +38,8 @@ pub(super) struct EventLoop {
     /// Peers met so far: addresses seen, and whether a connection is open. Bounded.
     pub(super) known: Known,
     pub(super) budget: Budget,
+    /// Helper nodes: reachability, relay slots, registration and discovery.
+    pub(super) reach: Reach,
 }
 
 pub(super) enum Pending {
@@ -46,6 +51,7 @@ pub(super) enum Pending {
 
 impl EventLoop {
     pub(super) async fn run(mut self) {
+        let mut refresh = tokio::time::interval(reach::REFRESH);
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -53,6 +59,7 @@ impl EventLoop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.event(event),
+                _ = refresh.tick() => self.reach.refresh(&mut self.swarm),
             }
         }
         tracing::debug!("node stopped");
@@ -118,11 +125,18 @@ impl EventLoop {
     fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
+                self.reach.listening(&mut self.swarm, &address);
                 self.addrs.send_modify(|a| a.push(address));
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!("publicly reachable at {address}");
+                self.reach.external_confirmed(&mut self.swarm);
             }
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 if num_established.get() == 1 {
                     self.peer_changed(crate::events::PEER_CONNECT, peer_id);
+                    self.reach.connected(&mut self.swarm, peer_id);
+                    self.peers_changed();
                 }
                 let addr = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
                 let reply = self.dials.remove(&connection_id);
@@ -137,10 +151,12 @@ impl EventLoop {
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                self.known.disconnected(&peer_id);
                 if num_established == 0 {
                     self.peer_changed(crate::events::PEER_DISCONNECT, peer_id);
+                    self.reach.disconnected(&peer_id);
+                    self.peers_changed();
                 }
-                self.known.disconnected(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                 if let Some(reply) = self.dials.remove(&connection_id) {
@@ -159,6 +175,11 @@ impl EventLoop {
         }
     }
 
+    /// The peer list changed: whoever watches it (the dashboard) looks again.
+    fn peers_changed(&self) {
+        self.peers.send_modify(|version| *version += 1);
+    }
+
     fn behaviour(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Chat(e) => self.request_response(Proto::Chat, e),
@@ -173,6 +194,12 @@ impl EventLoop {
                     }
                 }
             }
+            BehaviourEvent::Autonat(e) => self.reach.autonat(&mut self.swarm, e),
+            BehaviourEvent::Rendezvous(e) => self.reach.rendezvous(&mut self.swarm, &mut self.known, e),
+            BehaviourEvent::Dcutr(libp2p::dcutr::Event { remote_peer_id, result }) => match result {
+                Ok(_) => tracing::info!("hole punch to {remote_peer_id}: direct connection"),
+                Err(e) => tracing::info!("hole punch to {remote_peer_id} failed: {e}"),
+            },
             BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     if self.known.see(peer, Some(addr.clone())).is_some() {
@@ -180,6 +207,7 @@ impl EventLoop {
                         self.swarm.add_peer_address(peer, addr);
                     }
                 }
+                self.peers_changed();
             }
             _ => {}
         }
@@ -198,6 +226,7 @@ impl EventLoop {
                     }
                     Some(Pending::Profile(reply)) => {
                         self.labels.set(peer, profile::parse(&response.bytes));
+                        self.peers_changed();
                         if let Some(reply) = reply {
                             let _ = reply.send(Ok(peer));
                         }
@@ -229,6 +258,7 @@ impl EventLoop {
     fn inbound(&mut self, proto: Proto, peer: PeerId, body: Vec<u8>, channel: ResponseChannel<Response>) {
         if proto == Proto::Profile {
             self.labels.set(peer, profile::parse(&body));
+            self.peers_changed();
             let answer = profile::encode(&self.label).into();
             let _ = self.swarm.behaviour_mut().profile.send_response(channel, answer);
             return;

@@ -67,11 +67,16 @@ fn chat(
     match chat::parse(body) {
         Err(e) => (chat::ack(Err(e)).into(), None),
         Ok(message) => {
-            let outcome = services.map_or(ChatOutcome::Done, |s| s.chat(caller, &message));
-            let _ = incoming.send(Incoming { from: peer, label: caller.label.clone(), content: message.content });
+            // A client-only node (the remote CLI) keeps every message: its commands' replies.
+            let outcome = services.map_or(ChatOutcome::Kept, |s| s.chat(caller, &message));
             let reply = match outcome {
                 ChatOutcome::Reply(text) => Some(text),
                 ChatOutcome::Done => None,
+                ChatOutcome::Kept => {
+                    let _ =
+                        incoming.send(Incoming { from: peer, label: caller.label.clone(), content: message.content });
+                    None
+                }
             };
             (chat::ack(Ok(())).into(), reply)
         }

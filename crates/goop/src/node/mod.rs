@@ -8,6 +8,7 @@ pub mod budget;
 mod event_loop;
 mod inbound;
 mod known;
+mod reach;
 pub mod services;
 
 use std::collections::HashMap;
@@ -46,7 +47,13 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// This peer's display label, sent to peers it dials.
     pub label: String,
+    /// Helper nodes (`goop relay`) to reach and be reached through, each `…/p2p/<ID>`.
+    pub relays: Vec<Multiaddr>,
 }
+
+/// Direct messages kept for `incoming()` readers that are behind; an older one is lost to them
+/// (they see `RecvError::Lagged`).
+pub const INCOMING_KEPT: usize = 64;
 
 /// A direct message that arrived and was not a command for this peer's scripts.
 #[derive(Debug, Clone)]
@@ -95,6 +102,7 @@ pub struct Node {
     commands: mpsc::Sender<Command>,
     addrs: watch::Receiver<Vec<Multiaddr>>,
     incoming: broadcast::Sender<Incoming>,
+    peers: watch::Receiver<u64>,
     labels: Labels,
     streams: libp2p_stream::Control,
 }
@@ -119,7 +127,10 @@ impl Node {
             .with_tokio()
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| start(&e))?
-            .with_behaviour(|key| Behaviour::new(key, mdns, &limits).map_err(Box::from))
+            .with_quic()
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| start(&e))?
+            .with_behaviour(|key, relay| Behaviour::new(key, relay, mdns, &limits).map_err(Box::from))
             .map_err(|e| start(&e))?
             .with_swarm_config(|c| {
                 // Streams still choosing their protocol hold buffered bytes too: no more of them
@@ -146,14 +157,17 @@ impl Node {
         }
         let (commands, rx) = mpsc::channel(256);
         let (addr_tx, addrs) = watch::channel(Vec::new());
-        let (incoming, _) = broadcast::channel(64);
+        let (incoming, _) = broadcast::channel(INCOMING_KEPT);
+        let (peers_tx, peers) = watch::channel(0);
         let labels = Labels::default();
         let streams = swarm.behaviour().streams.new_control();
+        let reach = reach::Reach::new(&config.relays).map_err(NodeError::Start)?;
         let node = Node {
             peer_id: key.public().to_peer_id(),
             commands: commands.clone(),
             addrs,
             incoming: incoming.clone(),
+            peers,
             labels: labels.clone(),
             streams,
         };
@@ -163,6 +177,7 @@ impl Node {
             loopback: commands,
             addrs: addr_tx,
             incoming,
+            peers: peers_tx,
             labels: labels.clone(),
             services,
             label: config.label,
@@ -170,6 +185,7 @@ impl Node {
             requests: HashMap::new(),
             known: Known::new(labels),
             budget: Budget::new(limits),
+            reach,
         };
         tokio::spawn(event_loop.run());
         Ok(node)
@@ -226,6 +242,13 @@ impl Node {
     /// Direct messages that arrive from now on (not the ones this peer's scripts answered).
     pub fn incoming(&self) -> broadcast::Receiver<Incoming> {
         self.incoming.subscribe()
+    }
+
+    /// A version number that goes up whenever the peer list changes (a peer connected, its last
+    /// connection closed, it told its label, mDNS found it). A watch keeps only the newest, so a
+    /// slow reader misses versions, never the fact that something changed.
+    pub fn watch_peers(&self) -> watch::Receiver<u64> {
+        self.peers.clone()
     }
 
     pub async fn connected(&self) -> Vec<PeerId> {

@@ -53,8 +53,10 @@ pub struct Services {
 pub enum ChatOutcome {
     /// Send this text back to the sender as a direct message.
     Reply(String),
-    /// Nothing to send.
+    /// A command that answers nothing: nothing to send.
     Done,
+    /// Not a command: it went to the inbox (and the scripts' `on_message`).
+    Kept,
 }
 
 impl Services {
@@ -75,7 +77,7 @@ impl Services {
         if let Some(engine) = &self.engine {
             crate::events::message(engine, from, &message.content);
         }
-        ChatOutcome::Done
+        ChatOutcome::Kept
     }
 
     pub fn data(&self, from: &Peer, request: &[u8]) -> Vec<u8> {

@@ -33,7 +33,19 @@ pub async fn answer(viewer: &Viewer, method: &Method, path: &str, body: &[u8]) -
 async fn status(viewer: &Viewer) -> Value {
     let me = viewer.node.peer_id();
     let addrs: Vec<String> = viewer.node.watch_addrs().borrow().iter().map(|a| format!("{a}/p2p/{me}")).collect();
-    let peers: Vec<Value> = viewer
+    let (scripting, scripts) = scripts(viewer);
+    json!({
+        "self": { "id": me.to_string(), "label": viewer.me.label, "addrs": addrs, "site": viewer.hosts.site_url(&me) },
+        "schema_error": schema_error(viewer).await,
+        "scripting": scripting,
+        "peers": peers(viewer).await,
+        "scripts": scripts,
+    })
+}
+
+/// The peers this peer knows, as the page lists them.
+pub(super) async fn peers(viewer: &Viewer) -> Vec<Value> {
+    viewer
         .node
         .peers()
         .await
@@ -47,42 +59,45 @@ async fn status(viewer: &Viewer) -> Value {
                 "site": viewer.hosts.site_url(&p.id),
             })
         })
-        .collect();
-    let scripts: Vec<Value> = viewer.services.engine.as_ref().map_or_else(Vec::new, |engine| {
-        engine
-            .scripts()
-            .into_iter()
-            .map(|s| {
-                let kind = match (s.has_handle, s.has_call) {
-                    (true, true) => "command, function",
-                    (true, false) => "command",
-                    (false, true) => "function",
-                    (false, false) => "",
-                };
-                json!({
-                    "name": s.name,
-                    "kind": kind,
-                    "description": s.description,
-                    "rate_limit": s.rate_limit,
-                    "loaded": s.loaded,
-                    "load_error": s.error.map(|e| e.to_string()),
-                    "invocations": s.invocations,
-                    "errors": s.errors,
-                    "last_error": s.last_error,
-                })
+        .collect()
+}
+
+/// Whether scripting is on, and the scripts with their runs and errors.
+pub(super) fn scripts(viewer: &Viewer) -> (bool, Vec<Value>) {
+    let Some(engine) = viewer.services.engine.as_ref() else {
+        return (false, Vec::new());
+    };
+    let scripts = engine
+        .scripts()
+        .into_iter()
+        .map(|s| {
+            let kind = match (s.has_handle, s.has_call) {
+                (true, true) => "command, function",
+                (true, false) => "command",
+                (false, true) => "function",
+                (false, false) => "",
+            };
+            json!({
+                "name": s.name,
+                "kind": kind,
+                "description": s.description,
+                "rate_limit": s.rate_limit,
+                "loaded": s.loaded,
+                "load_error": s.error.map(|e| e.to_string()),
+                "invocations": s.invocations,
+                "errors": s.errors,
+                "last_error": s.last_error,
             })
-            .collect()
-    });
+        })
+        .collect();
+    (true, scripts)
+}
+
+/// Why `site/schema.sql` does not apply, if it does not.
+pub(super) async fn schema_error(viewer: &Viewer) -> Option<String> {
     // Looking may apply a changed schema.sql: blocking work.
     let store = viewer.store.clone();
-    let schema_error = tokio::task::spawn_blocking(move || store.schema_error()).await.ok().flatten();
-    json!({
-        "self": { "id": me.to_string(), "label": viewer.me.label, "addrs": addrs, "site": viewer.hosts.site_url(&me) },
-        "schema_error": schema_error.map(|e| e.to_string()),
-        "scripting": viewer.services.engine.is_some(),
-        "peers": peers,
-        "scripts": scripts,
-    })
+    tokio::task::spawn_blocking(move || store.schema_error()).await.ok().flatten().map(|e| e.to_string())
 }
 
 async fn inbox(viewer: &Viewer) -> Response {

@@ -11,6 +11,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::{json, Viewer};
+use crate::group::GroupError;
 
 /// Where the SDK joins a group.
 pub const JOIN_PATH: &str = "/_goop/group/join";
@@ -35,7 +36,7 @@ pub async fn join(viewer: &Viewer, host: PeerId, body: &[u8]) -> Response {
     };
     let subscription = match viewer.links.join(host, &group).await {
         Ok(s) => s,
-        Err(e) => return refused(StatusCode::FORBIDDEN, e),
+        Err(e) => return failed(e),
     };
     let joined = Bytes::from(format!("{}\n", json!({ "type": "joined", "group": group })));
     let frames = futures::stream::unfold(subscription, |subscription| async move {
@@ -55,7 +56,15 @@ pub async fn send(viewer: &Viewer, host: PeerId, body: &[u8]) -> Response {
     };
     match viewer.links.send(host, &request.group, request.message).await {
         Ok(()) => json(StatusCode::OK, &json!({ "ok": true })),
-        Err(e) => refused(StatusCode::FORBIDDEN, e),
+        Err(e) => failed(e),
+    }
+}
+
+/// A refusal is 403 (the SDK gives up); an unreachable host 502 (the SDK tries again).
+fn failed(error: GroupError) -> Response {
+    match error {
+        GroupError::Refused(e) => refused(StatusCode::FORBIDDEN, e),
+        GroupError::Unreachable(e) => refused(StatusCode::BAD_GATEWAY, e),
     }
 }
 

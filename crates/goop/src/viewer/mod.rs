@@ -3,9 +3,10 @@
 //!
 //! Every request is first checked here: the Host header must name the viewer or a peer origin
 //! (against DNS rebinding), and a state-changing request must come from a page of the same
-//! origin. Then `dashboard.rs` or `site.rs` answers it.
+//! origin. Then `dashboard.rs` (with its live stream, `events.rs`) or `site.rs` answers it.
 
 mod dashboard;
+mod events;
 mod group;
 mod offline;
 pub mod origin;
@@ -42,6 +43,8 @@ pub struct Viewer {
     pub hosts: Hosts,
     /// This peer's links to the hosts of groups its pages are in.
     pub links: Arc<crate::group::Links>,
+    /// The dashboard's open event streams.
+    pub streams: events::Streams,
 }
 
 /// Binds `addr` (falling back to a free port on the same address when it is taken and
@@ -81,6 +84,7 @@ async fn dispatch(State(viewer): State<Arc<Viewer>>, request: Request) -> Respon
     };
     let path = parts.uri.path();
     let mut response = match target {
+        Target::Viewer if parts.method == Method::GET && path == events::PATH => events::open(viewer.clone()),
         Target::Viewer => dashboard::answer(&viewer, &parts.method, path, &body).await,
         Target::Peer(peer) => site::answer(&viewer, peer, &parts.method, path, &body).await,
     };

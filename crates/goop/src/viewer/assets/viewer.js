@@ -1,4 +1,5 @@
-// The viewer's dashboard: polls /api/status and /api/inbox, sends messages, connects to peers.
+// The viewer's dashboard: shows /api/status and /api/inbox, re-renders what /api/events says
+// changed (polling every 2 s only while that stream is down), sends messages, connects to peers.
 // Everything shown comes from other peers in part (labels, messages): text only, never HTML.
 "use strict";
 
@@ -96,17 +97,92 @@ function renderInbox(messages) {
   }));
 }
 
+async function refreshStatus() {
+  const status = await api("/api/status");
+  renderSelf(status.self);
+  renderSchema(status.schema_error);
+  renderPeers(status.peers);
+  renderScripts(status.scripting, status.scripts);
+}
+
+async function refreshInbox() {
+  renderInbox((await api("/api/inbox")).messages);
+}
+
 async function refresh() {
   try {
-    const status = await api("/api/status");
-    renderSelf(status.self);
-    renderSchema(status.schema_error);
-    renderPeers(status.peers);
-    renderScripts(status.scripting, status.scripts);
-    renderInbox((await api("/api/inbox")).messages);
+    await refreshStatus();
+    await refreshInbox();
   } catch (e) {
     console.warn("viewer refresh failed", e);
   }
+}
+
+// A burst of messages makes one fetch in flight and at most one more after it.
+let inboxFetching = false;
+let inboxAgain = false;
+
+async function inboxChanged() {
+  if (inboxFetching) {
+    inboxAgain = true;
+    return;
+  }
+  inboxFetching = true;
+  do {
+    inboxAgain = false;
+    await refreshInbox().catch((e) => console.warn("viewer inbox failed", e));
+  } while (inboxAgain);
+  inboxFetching = false;
+}
+
+// Polling, only while the live stream is down.
+const POLL_EVERY = 2000;
+let poller = null;
+
+function startPolling() {
+  if (poller !== null) return;
+  refresh();
+  poller = setInterval(refresh, POLL_EVERY);
+}
+
+function stopPolling() {
+  clearInterval(poller);
+  poller = null;
+}
+
+// The live stream; after it fails, tried again in 1 s, 2 s, 4 s … up to 30 s.
+const RETRY_FIRST = 1000;
+const RETRY_MOST = 30000;
+let retryIn = RETRY_FIRST;
+
+function listen() {
+  const events = new EventSource("/api/events");
+  const on = (name, render) => events.addEventListener(name, (event) => {
+    try {
+      render(JSON.parse(event.data));
+    } catch (e) {
+      console.warn("viewer event " + name + " failed", e);
+    }
+  });
+  on("ready", () => {
+    retryIn = RETRY_FIRST;
+    stopPolling();
+    refresh();
+  });
+  on("inbox", inboxChanged);
+  on("missed", () => refresh());
+  on("peers", (data) => renderPeers(data.peers));
+  on("status", (data) => {
+    renderSchema(data.schema_error);
+    renderScripts(data.scripting, data.scripts);
+  });
+  events.addEventListener("error", () => {
+    // The browser would retry at its own pace; this page retries with backoff and polls meanwhile.
+    events.close();
+    startPolling();
+    setTimeout(listen, retryIn);
+    retryIn = Math.min(retryIn * 2, RETRY_MOST);
+  });
 }
 
 $("connect-form").addEventListener("submit", async (event) => {
@@ -116,7 +192,6 @@ $("connect-form").addEventListener("submit", async (event) => {
   try {
     const answer = await api("/api/connect", { addr: $("connect-addr").value });
     out.textContent = "connected to " + short(answer.peer);
-    refresh();
   } catch (e) {
     out.textContent = e.message;
   }
@@ -135,11 +210,10 @@ $("chat-form").addEventListener("submit", async (event) => {
     li.appendChild(el("span", content, "content"));
     $("sent").prepend(li);
     $("chat-content").value = "";
-    setTimeout(refresh, 500);
   } catch (e) {
     out.textContent = e.message;
   }
 });
 
-refresh();
-setInterval(refresh, 2000);
+// The stream's `ready` fetches everything; if it cannot open, polling does.
+listen();

@@ -1,0 +1,186 @@
+//! Reaching peers beyond the local network through helper nodes (`goop relay`): the peer learns
+//! its reachability from their AutoNAT, reserves a relay slot at each when it is not publicly
+//! reachable (and advertises the relayed address), registers at their rendezvous and discovers
+//! the other goop peers registered there. libp2p's DCUtR then upgrades relayed connections.
+
+use std::time::Duration;
+
+use libp2p::autonat::{self, NatStatus};
+use libp2p::core::transport::ListenerId;
+use libp2p::multiaddr::Protocol;
+use libp2p::rendezvous::{self, Cookie, Namespace};
+use libp2p::{Multiaddr, PeerId, Swarm};
+
+use super::behaviour::Behaviour;
+use super::known::Known;
+
+/// How often discovery asks the helpers again (and a lost helper is dialed again).
+pub const REFRESH: Duration = Duration::from_secs(30);
+/// Registrations kept from one discovery answer.
+const MAX_DISCOVERED: u64 = 256;
+
+struct Helper {
+    id: PeerId,
+    addr: Multiaddr,
+    connected: bool,
+    reservation: Option<ListenerId>,
+    registered: bool,
+    cookie: Option<Cookie>,
+}
+
+pub struct Reach {
+    helpers: Vec<Helper>,
+    status: NatStatus,
+}
+
+fn namespace() -> Namespace {
+    Namespace::from_static(crate::relay::NAMESPACE)
+}
+
+impl Reach {
+    /// The helpers at `relays`; each address must end in `/p2p/<helper ID>`.
+    pub fn new(relays: &[Multiaddr]) -> Result<Reach, String> {
+        let mut helpers = Vec::new();
+        for addr in relays {
+            let Some(Protocol::P2p(id)) = addr.iter().last() else {
+                return Err(format!("relay {addr} must end in /p2p/<its peer ID>"));
+            };
+            let helper =
+                Helper { id, addr: addr.clone(), connected: false, reservation: None, registered: false, cookie: None };
+            helpers.push(helper);
+        }
+        Ok(Reach { helpers, status: NatStatus::Unknown })
+    }
+
+    /// Dials every helper not connected now; asks the connected ones for peers again.
+    pub fn refresh(&mut self, swarm: &mut Swarm<Behaviour>) {
+        for helper in &mut self.helpers {
+            if helper.connected {
+                let cookie = helper.cookie.clone();
+                swarm.behaviour_mut().rendezvous.discover(Some(namespace()), cookie, Some(MAX_DISCOVERED), helper.id);
+            } else if let Err(e) = swarm.dial(helper.addr.clone()) {
+                tracing::warn!("cannot dial helper {}: {e}", helper.addr);
+            }
+        }
+    }
+
+    /// A connection to `peer` opened: a helper serves AutoNAT and discovery from now on.
+    pub fn connected(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
+        let private = matches!(self.status, NatStatus::Private);
+        let Some(helper) = self.helpers.iter_mut().find(|h| h.id == peer) else { return };
+        if helper.connected {
+            return;
+        }
+        helper.connected = true;
+        tracing::info!("connected to helper {}", helper.addr);
+        let b = swarm.behaviour_mut();
+        b.autonat.add_server(helper.id, Some(helper.addr.clone()));
+        b.rendezvous.discover(Some(namespace()), None, Some(MAX_DISCOVERED), helper.id);
+        if private {
+            reserve(swarm, helper);
+        }
+        register(swarm, helper);
+    }
+
+    /// The last connection to `peer` closed.
+    pub fn disconnected(&mut self, peer: &PeerId) {
+        if let Some(helper) = self.helpers.iter_mut().find(|h| h.id == *peer) {
+            helper.connected = false;
+            helper.registered = false;
+        }
+    }
+
+    pub fn autonat(&mut self, swarm: &mut Swarm<Behaviour>, event: autonat::Event) {
+        let autonat::Event::StatusChanged { new, .. } = event else { return };
+        tracing::info!("reachability: {new:?}");
+        self.status = new;
+        for helper in &mut self.helpers {
+            match self.status {
+                NatStatus::Private if helper.connected => reserve(swarm, helper),
+                NatStatus::Public(_) => {
+                    if let Some(listener) = helper.reservation.take() {
+                        swarm.remove_listener(listener);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A new listen address: a relayed one is where others reach this peer, so it is advertised.
+    pub fn listening(&mut self, swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) {
+        if !addr.iter().any(|p| p == Protocol::P2pCircuit) {
+            return;
+        }
+        tracing::info!("reachable through a helper at {addr}");
+        swarm.add_external_address(addr.clone());
+        for helper in self.helpers.iter_mut().filter(|h| h.connected) {
+            helper.registered = false;
+            register(swarm, helper);
+        }
+    }
+
+    /// An external address was confirmed (AutoNAT found this peer public): register with it.
+    pub fn external_confirmed(&mut self, swarm: &mut Swarm<Behaviour>) {
+        for helper in self.helpers.iter_mut().filter(|h| h.connected && !h.registered) {
+            register(swarm, helper);
+        }
+    }
+
+    pub fn rendezvous(&mut self, swarm: &mut Swarm<Behaviour>, known: &mut Known, event: rendezvous::client::Event) {
+        use rendezvous::client::Event;
+        match event {
+            Event::Discovered { rendezvous_node, registrations, cookie } => {
+                if let Some(helper) = self.helpers.iter_mut().find(|h| h.id == rendezvous_node) {
+                    helper.cookie = Some(cookie);
+                }
+                let me = *swarm.local_peer_id();
+                for registration in registrations {
+                    let peer = registration.record.peer_id();
+                    if peer == me {
+                        continue;
+                    }
+                    for addr in registration.record.addresses().iter().take(8) {
+                        if known.see(peer, Some(addr.clone())).is_some() {
+                            tracing::info!("discovered {peer} at {addr} through a helper");
+                            swarm.add_peer_address(peer, addr.clone());
+                        }
+                    }
+                }
+            }
+            Event::Registered { rendezvous_node, .. } => {
+                tracing::info!("registered at helper {rendezvous_node}");
+            }
+            Event::RegisterFailed { rendezvous_node, error, .. } => {
+                tracing::warn!("helper {rendezvous_node} refused the registration: {error:?}");
+            }
+            Event::DiscoverFailed { rendezvous_node, error, .. } => {
+                tracing::debug!("discovery at helper {rendezvous_node} failed: {error:?}");
+            }
+            Event::Expired { peer } => tracing::debug!("registration of {peer} expired"),
+        }
+    }
+}
+
+/// Reserves a slot at `helper`: its relayed address appears as a new listen address.
+fn reserve(swarm: &mut Swarm<Behaviour>, helper: &mut Helper) {
+    if helper.reservation.is_some() {
+        return;
+    }
+    match swarm.listen_on(helper.addr.clone().with(Protocol::P2pCircuit)) {
+        Ok(listener) => helper.reservation = Some(listener),
+        Err(e) => tracing::warn!("cannot reserve a slot at {}: {e}", helper.addr),
+    }
+}
+
+/// Registers at `helper`'s rendezvous, once this peer has an address to give.
+fn register(swarm: &mut Swarm<Behaviour>, helper: &mut Helper) {
+    if helper.registered {
+        return;
+    }
+    match swarm.behaviour_mut().rendezvous.register(namespace(), helper.id, None) {
+        Ok(()) => helper.registered = true,
+        Err(rendezvous::client::RegisterError::NoExternalAddresses) => {} // registers once it has one
+        Err(e) => tracing::warn!("cannot register at {}: {e}", helper.addr),
+    }
+}
