@@ -1,12 +1,13 @@
 // Two peers play tic-tac-toe through their own viewers' pages; the visitor's cheats through
-// the SDK are refused by the host's Lua referee and the board stays as it was.
+// the SDK are refused by the host's Lua referee and the board stays as it was; the opponent's
+// board follows a move by a push, without the page asking anything while it is connected.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { withBrowser, folder, goop, open, siteOf, start } from "./harness.mjs";
 
 const browser = withBrowser();
 
-const SLOW = { timeout: 20_000 }; // pages poll every 2 s
+const SLOW = { timeout: 20_000 }; // generous: a refused or reconnecting page polls every 2 s
 
 /** Waits until the page's #status reads `text`. */
 async function statusIs(page, text) {
@@ -92,4 +93,57 @@ test("a visitor and the host play to a win; cheats are refused", async () => {
   assert.equal(await board(ann), "XXXOO----");
   const after = await ann.evaluate((id) => Goop.data.call("move", { game_id: id, position: 8 }), gameId);
   assert.equal(after.error, "game is not in progress");
+});
+
+/** Counts the page's requests to the data protocol (`Goop.data.*`), from now on. */
+function dataRequests(page) {
+  const counter = { count: 0 };
+  page.on("request", (r) => {
+    if (new URL(r.url()).pathname.startsWith("/_goop/data")) counter.count++;
+  });
+  return counter;
+}
+
+const QUIET_MS = 6000;
+
+test("the opponent's board follows a move through a push, with no polling while connected", async () => {
+  const host = await start(folder("Host", "tictactoe"));
+  const visitor = await start(folder("Ann"), [host.addr]);
+  const spectator = await start(folder("Cy"), [host.addr]);
+  const ann = await open(browser(), await siteOf(visitor, host));
+  await ann.locator("#new-game").click(SLOW);
+  await statusIs(ann, "Waiting for the host to accept");
+  const gameId = Number((await ann.locator("#game-id").textContent()).replace("#", ""));
+
+  // The challenge reaches the host's lobby by a push, as does the acceptance Ann's board.
+  const hostPage = await open(browser(), host.ownSite);
+  await hostPage.locator(`[data-game-id="${gameId}"] .accept`).click(SLOW);
+  await statusIs(hostPage, "Your turn");
+  await statusIs(ann, "Waiting for opponent");
+
+  // Nothing happens: Ann's page asks nothing.
+  await new Promise((r) => setTimeout(r, 1000));
+  const asked = dataRequests(ann);
+  await new Promise((r) => setTimeout(r, QUIET_MS));
+  assert.equal(asked.count, 0, `requests to /_goop/data in ${QUIET_MS} ms of quiet`);
+
+  // The host moves: Ann's board shows it within a few seconds, still without asking.
+  const moved = Date.now();
+  await move(hostPage, 4);
+  await ann.waitForFunction(() => document.getElementById("cell-4").textContent === "X", null, { timeout: 5000 });
+  const latency = Date.now() - moved;
+  await statusIs(ann, "Your turn");
+  assert.equal(asked.count, 0, "Ann's page re-rendered from the push");
+  console.log(`# quiet ${QUIET_MS} ms: ${asked.count} data requests; host click to Ann's board: ${latency} ms`);
+
+  // A spectator may not follow the game live (only its two players may): its page polls.
+  const cy = await open(browser(), await siteOf(spectator, host));
+  await cy.locator(`[data-game-id="${gameId}"] .open`).click(SLOW);
+  await statusIs(cy, "O to move");
+  const polled = dataRequests(cy);
+  await new Promise((r) => setTimeout(r, QUIET_MS));
+  assert.ok(polled.count >= 2, `the refused spectator polls: ${polled.count} requests in ${QUIET_MS} ms`);
+  await move(ann, 0);
+  await statusIs(cy, "X to move");
+  assert.equal(await board(cy), "O---X----");
 });

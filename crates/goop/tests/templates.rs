@@ -42,14 +42,26 @@ fn result(dir: &Path, caller: Option<(&str, &str)>, function: &str, params: Valu
 #[test]
 fn templates_are_listed_and_unknown_ones_named() {
     let out = stdout(&goop(&["templates"]));
-    for name in ["starter", "tictactoe", "quiz"] {
+    for name in ["chat", "quiz", "starter", "tictactoe"] {
         assert!(out.lines().any(|l| l.starts_with(name) && l.contains("full-stack")), "{out}");
     }
     let dir = tempfile::tempdir().unwrap();
     let bad = goop(&["init", dir.path().to_str().unwrap(), "--template", "chess"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("quiz, starter, tictactoe"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("chat, quiz, starter, tictactoe"));
     assert!(!dir.path().join("goop.json").exists(), "nothing written for an unknown template");
+}
+
+#[test]
+fn every_templates_scripts_and_schema_load_as_installed() {
+    let listed = stdout(&goop(&["templates"]));
+    for name in listed.lines().filter_map(|l| l.split_whitespace().next()) {
+        let folder = template_folder(name);
+        let out = goop(&["check", "--dir", folder.path().to_str().unwrap()]);
+        let said = stdout(&out);
+        assert!(out.status.success(), "{name}: {said}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!said.is_empty() && said.lines().all(|l| l.starts_with("ok ")), "{name}: {said}");
+    }
 }
 
 #[test]

@@ -1,10 +1,34 @@
-// Tic-tac-toe page: the lobby, one open game, polling every 2 s. Every rule is enforced by the
-// host's Lua functions (ttt.lua, move.lua); this page only shows what they answer.
+// Tic-tac-toe page: the lobby and one open game, kept up to date by the host's pushes (groups
+// "ttt-lobby" and "ttt-<id>"); it asks again every 2 s only while a group is not connected.
+// Every rule is enforced by the host's Lua functions (ttt.lua, move.lua); this page only shows
+// what they answer.
 "use strict";
 
 const isHost = Goop.self.id === Goop.peer.id;
 const $ = (id) => document.getElementById(id);
+const POLL_MS = 2000;
 let openGame = null; // game id shown on the board
+let shown = null; // the state on the board, as the host last said it
+let gameFeed = null; // the open game's group
+
+/**
+ * Follows group `name`: `onMessage` for each push; `refresh()` once connected (to catch up on
+ * what happened before) and whenever pushes were missed. `feed.live` is false while the page
+ * must poll instead: before it connects, while it is disconnected, or when the host refuses it.
+ */
+function follow(name, onMessage, refresh) {
+  const feed = { live: false };
+  feed.group = Goop.group.join(name, onMessage, {
+    status(state) {
+      const was = feed.live;
+      feed.live = state === "connected";
+      if (feed.live && !was) refresh();
+    },
+    missed: refresh,
+  });
+  feed.group.ready.catch(() => {}); // refused: this page polls it instead
+  return feed;
+}
 
 function short(id) {
   return id ? id.slice(0, 6) + "…" + id.slice(-4) : "";
@@ -43,6 +67,8 @@ function statusText(g) {
 }
 
 function render(g) {
+  if (g.game_id !== openGame) return; // an answer about a game no longer open
+  shown = g;
   $("game").hidden = false;
   $("game-id").textContent = "#" + g.game_id;
   $("opponent").textContent = g.challenger_label ? "vs " + g.challenger_label : "";
@@ -65,9 +91,20 @@ async function refreshGame() {
   }
 }
 
+// A pushed state has no `your_symbol` (each page knows its own) and may leave fields out.
+function pushed(message) {
+  const g = message && message.game;
+  if (message.type !== "game" || !g || g.game_id !== openGame) return;
+  render(Object.assign({}, shown, g, { your_symbol: shown ? shown.your_symbol : "" }));
+}
+
 function open(id) {
+  if (openGame === id) return refreshGame();
   openGame = id;
+  shown = null;
   showError("");
+  if (gameFeed) gameFeed.group.leave();
+  gameFeed = follow("ttt-" + id, pushed, refreshGame);
   refreshGame();
 }
 
@@ -151,8 +188,9 @@ $("host-label").textContent = Goop.peer.label ? "at " + Goop.peer.label : "";
 $("who").textContent = isHost
   ? "You host this game: visitors challenge you, you play X."
   : "You play O against the host" + (Goop.peer.label ? " (" + Goop.peer.label + ")" : "") + ".";
+const lobbyFeed = follow("ttt-lobby", refreshLobby, refreshLobby);
 refreshLobby();
 setInterval(() => {
-  refreshGame();
-  refreshLobby();
-}, 2000);
+  if (!lobbyFeed.live) refreshLobby();
+  if (openGame !== null && !(gameFeed && gameFeed.live)) refreshGame();
+}, POLL_MS);

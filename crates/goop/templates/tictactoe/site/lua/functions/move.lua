@@ -1,6 +1,7 @@
 --- Make a move in a tic-tac-toe game
 -- The referee: checks the caller plays in this game, that it is their turn and the cell is
--- free, then writes the new board only if nobody changed it meanwhile.
+-- free, then writes the new board only if nobody changed it meanwhile, and pushes it to the
+-- game's group (see ttt.lua's on_group_join).
 
 local LINES = {
     {1, 2, 3}, {4, 5, 6}, {7, 8, 9}, -- rows
@@ -70,6 +71,12 @@ function call(request)
             .. "WHERE _id = ? AND board = ? AND turn = ? AND status = 'playing'",
         new_board, new_turn, new_status, winner_id, game_id, game.board, game.turn)
     if changed ~= 1 then return { error = "the board changed meanwhile; try again" } end
+
+    -- Both players' pages re-render from this; the lobby only needs to know a game ended.
+    goop.group.send("ttt-" .. game_id, { type = "game", game = {
+        game_id = game_id, board = new_board, turn = new_turn, status = new_status, winner = winner_id,
+    } })
+    if new_status ~= "playing" then goop.group.send("ttt-lobby", { type = "lobby" }) end
 
     return {
         board = new_board, turn = new_turn,

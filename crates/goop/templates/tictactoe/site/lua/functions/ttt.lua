@@ -1,6 +1,8 @@
 --- Tic-tac-toe game management: new, accept, state, lobby, cancel
 -- The host (this peer) is always X; a visitor who starts a game is O. A new game waits
 -- until the host accepts it; a waiting game can be cancelled by either player.
+-- Pages follow the game live: group "ttt-lobby" (anyone) hears that the lobby changed,
+-- group "ttt-<id>" (only the game's two players) gets the game's new state.
 
 local function whole_number(value)
     local n = tonumber(value)
@@ -31,6 +33,17 @@ local function game_state(game_id)
     }
 end
 
+-- Tells the pages in the lobby, and the game's players if `game_id` is given, what changed.
+-- (Without `your_symbol`: each page knows its own.)
+local function announce(game_id)
+    goop.group.send("ttt-lobby", { type = "lobby" })
+    if game_id then
+        local state = game_state(game_id)
+        state.your_symbol = nil
+        goop.group.send("ttt-" .. game_id, { type = "game", game = state })
+    end
+end
+
 local function new_game()
     if goop.peer.id == goop.self.id then
         return { error = "you host this game: wait for a visitor to challenge you" }
@@ -44,6 +57,7 @@ local function new_game()
         "INSERT INTO games (_owner, challenger, challenger_label, status) VALUES (?, ?, ?, 'waiting')",
         goop.self.id, goop.peer.id, goop.peer.label)
     local id = goop.db.scalar("SELECT MAX(_id) FROM games WHERE challenger = ?", goop.peer.id)
+    announce(nil)
     return { game_id = id, your_symbol = "O", status = "waiting" }
 end
 
@@ -54,6 +68,7 @@ local function accept_game(game_id)
     goop.db.exec(
         "UPDATE games SET status = 'playing', turn = 'X', _updated_at = CURRENT_TIMESTAMP "
             .. "WHERE _id = ? AND status = 'waiting'", g._id)
+    announce(g._id)
     return game_state(g._id)
 end
 
@@ -64,6 +79,7 @@ local function cancel_game(game_id)
     goop.db.exec(
         "UPDATE games SET status = 'cancelled', turn = '', _updated_at = CURRENT_TIMESTAMP "
             .. "WHERE _id = ? AND status = 'waiting'", g._id)
+    announce(g._id)
     return game_state(g._id)
 end
 
@@ -83,4 +99,15 @@ function call(request)
     elseif action == "lobby" then return lobby()
     elseif action == "cancel" then return cancel_game(p.game_id)
     else error("unknown action: " .. tostring(action)) end
+end
+
+-- Anyone may follow the lobby; only a game's two players may follow the game.
+function on_group_join(name, peer)
+    if name == "ttt-lobby" or string.sub(name, 1, 4) ~= "ttt-" then return end
+    local id = whole_number(string.sub(name, 5))
+    local rows = id and goop.db.query("SELECT _owner, challenger FROM games WHERE _id = ?", id) or {}
+    if #rows == 0 then return false, "no such game" end
+    if peer.id ~= rows[1]._owner and peer.id ~= rows[1].challenger then
+        return false, "only the game's two players follow it live"
+    end
 end
