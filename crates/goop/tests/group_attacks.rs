@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{folder, goop, peak_memory_kib, peer_id, run, run_with, stdout};
 use goop::viewer::origin::Hosts;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The origin of `peer`'s site on a viewer at `port`.
 fn origin(port: u16, peer: &str) -> String {

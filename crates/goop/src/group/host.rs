@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::mailbox::Mailbox;
 use super::wire::{ToHost, ToMember};
-use super::{check_name, JOIN, LEAVE, MAILBOX_MESSAGES, MAX_GROUPS_PER_MEMBER, MESSAGE, SENDS_PER_MINUTE};
+use super::{check_name, JOIN, LEAVE, MAILBOX_BYTES, MAILBOX_MESSAGES, MAX_GROUPS_PER_MEMBER, MESSAGE, SENDS_PER_MINUTE};
 
 struct Member {
     label: String,
@@ -250,5 +250,5 @@ fn peer_value(peer: &Peer) -> Value {
 
 /// A mailbox for one member.
 pub fn member_mailbox() -> Arc<Mailbox> {
-    Mailbox::new(MAILBOX_MESSAGES)
+    Mailbox::new(MAILBOX_MESSAGES, MAILBOX_BYTES)
 }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 use super::host::{member_mailbox, Groups};
 use super::mailbox::Mailbox;
 use super::wire::{self, ToHost};
-use super::{check_name, GroupError, MAILBOX_MESSAGES, MAX_MESSAGE_BYTES, PROTOCOL};
+use super::{check_name, GroupError, MAILBOX_BYTES, MAILBOX_MESSAGES, MAX_MESSAGE_BYTES, PROTOCOL};
 
 /// Pages (across all hosts) one peer's viewer keeps in groups at once.
 pub const MAX_PAGES: usize = 64;
@@ -94,7 +94,7 @@ impl Links {
                 return Err(e);
             }
         };
-        let mailbox = Mailbox::new(MAILBOX_MESSAGES);
+        let mailbox = Mailbox::new(MAILBOX_MESSAGES, MAILBOX_BYTES);
         let subscription = Subscription {
             mailbox: mailbox.clone(),
             link: link.clone(),
