@@ -50,7 +50,9 @@ pub struct Links {
     me: Peer,
     own: Arc<Groups>,
     control: libp2p_stream::Control,
-    links: Mutex<HashMap<PeerId, Arc<Link>>>,
+    /// Per host, its link once open. Opening holds the host's slot, so pages that join a host at
+    /// once share one link: a second stream would replace the first at the host and end it.
+    links: Mutex<HashMap<PeerId, Arc<tokio::sync::Mutex<Option<Arc<Link>>>>>>,
     pages: Arc<AtomicU64>,
 }
 
@@ -142,7 +144,9 @@ impl Links {
 
     /// The link to `host`, opened if needed.
     async fn link(&self, host: PeerId) -> Result<Arc<Link>, GroupError> {
-        if let Some(link) = lock(&self.links).get(&host).filter(|l| l.alive.load(Ordering::Acquire)) {
+        let slot = lock(&self.links).entry(host).or_default().clone();
+        let mut slot = slot.lock().await;
+        if let Some(link) = slot.as_ref().filter(|l| l.alive.load(Ordering::Acquire)) {
             return Ok(link.clone());
         }
         let (to_host, from_member) = mpsc::channel::<Vec<u8>>(OUTGOING);
@@ -165,7 +169,7 @@ impl Links {
             next_id: AtomicU64::new(1),
         });
         tokio::spawn(deliver(Arc::downgrade(&link), incoming));
-        lock(&self.links).insert(host, link.clone());
+        *slot = Some(link.clone());
         Ok(link)
     }
 }
