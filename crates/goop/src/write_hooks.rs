@@ -40,6 +40,12 @@ pub fn answer(engine: Option<&Engine>, store: &dyn DataStore, caller: &Peer, mut
         Some("delete") => (BEFORE_DELETE, AFTER_DELETE),
         _ => return store.data_request(&caller.id, &request),
     };
+    if !engine.handles(before) && !engine.handles(after) {
+        return store.data_request(&caller.id, &request);
+    }
+    if let Err(e) = respell(store, &mut request) {
+        return json!({ "ok": false, "error": e });
+    }
     let table = request.get("table").cloned().unwrap_or(Value::Null);
     if engine.handles(before) {
         if let Err(reason) = run_before(engine, before, caller, &table, &mut request) {
@@ -99,6 +105,26 @@ fn run_before(engine: &Engine, event: &str, caller: &Peer, table: &Value, reques
         if let (Some(row), Value::Object(fields)) = (replaced, request) {
             fields.insert("data".into(), row);
         }
+    }
+    Ok(())
+}
+
+/// Spells the request's table and `data` columns as the schema does: SQLite names are
+/// case-insensitive, and a hook checking `tbl == "notes"` must not miss a write to `NOTES`.
+fn respell(store: &dyn DataStore, request: &mut Value) -> Result<(), String> {
+    let Some(table) = request.get("table").and_then(Value::as_str) else { return Ok(()) };
+    let Some((name, columns)) = store.spelling(table) else { return Ok(()) };
+    request["table"] = Value::String(name);
+    if let Some(Value::Object(data)) = request.get_mut("data") {
+        let mut spelled = Map::with_capacity(data.len());
+        for (key, value) in std::mem::take(data) {
+            let column = columns.iter().find(|c| c.eq_ignore_ascii_case(&key)).cloned().unwrap_or(key);
+            if spelled.contains_key(&column) {
+                return Err(format!("column {} is given twice", cut(&column, MAX_ERROR_CHARS)));
+            }
+            spelled.insert(column, value);
+        }
+        *data = spelled;
     }
     Ok(())
 }
