@@ -93,3 +93,31 @@ fn an_every_script_runs_on_its_schedule_as_the_peer() {
     assert_eq!(seen["as"], id.as_str());
     drop(host);
 }
+
+#[test]
+fn a_peer_that_comes_and_goes_is_last_seen_gone() {
+    // A presence list: connect does some work before it marks the peer online.
+    const PRESENCE: &str = r#"
+function on_peer_connect(p)
+  local n = 0
+  for i = 1, 3000000 do n = n + i % 7 end
+  goop.kv.set('online', true)
+end
+function on_peer_disconnect(p) goop.kv.set('online', false) end
+function handle() return goop.json.encode({ online = goop.kv.get('online') }) end
+"#;
+    let host_dir = folder("Host");
+    std::fs::write(host_dir.path().join("site/lua/presence.lua"), PRESENCE).unwrap();
+    let host = run(host_dir.path());
+    let visitor_dir = folder("Visitor");
+    let (h, v) = (host_dir.path().to_str().unwrap(), visitor_dir.path().to_str().unwrap());
+    // A CLI session connects, delivers one message and goes: connect, then disconnect.
+    for _ in 0..3 {
+        let out = goop(&["cmd", "--peer", &host.addr, "--dir", v, "hello"]);
+        assert_eq!(stdout(&out), "delivered (no reply expected)\n");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let out = goop(&["cmd", "--dir", h, "!presence"]);
+    let seen: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(seen["online"], false, "the scripts heard the visitor's events out of order");
+}
