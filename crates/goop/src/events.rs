@@ -1,8 +1,8 @@
 //! The events goop fires into its scripts: their names (declared to the engine) and what each
 //! one carries. Handlers are global functions in any script (`function on_message(msg) … end`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock, Weak};
 
 use goop_script::{Engine, Event, Peer};
 use serde_json::json;
@@ -16,10 +16,12 @@ pub const MESSAGE: &str = "on_message";
 /// `on_schedule()`: in scripts annotated `--- @every 30s`, run as the peer itself.
 pub const SCHEDULE: &str = "on_schedule";
 
-/// Most connect/disconnect events waiting for a script worker; past it (a peer flapping its
+/// Most connect/disconnect events waiting for the scripts; past it (a peer flapping its
 /// connections faster than scripts run) events are dropped, not queued without bound.
 const MAX_PENDING_PEER_EVENTS: usize = 64;
-static PENDING_PEER_EVENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// A peer event waiting for its engine's scripts.
+type PeerEvent = (Weak<Engine>, &'static str, Peer);
 
 /// Every event a peer's scripts may handle, data hooks (`write_hooks.rs`) and group hooks
 /// (`group/`) included.
@@ -48,22 +50,40 @@ pub fn fire(engine: &Engine, event: &str, caller: &Peer, args: &[serde_json::Val
 }
 
 /// `on_peer_connect` / `on_peer_disconnect` for `peer`, off the caller's thread: the node's event
-/// loop must not wait on scripts.
+/// loop must not wait on scripts. One thread runs them in the order they happened, so a peer's
+/// disconnect never overtakes its connect (a presence list would keep a gone peer online).
 pub fn peer_changed(engine: &Arc<Engine>, event: &'static str, peer: Peer) {
     if !engine.handles(event) {
         return;
     }
-    if PENDING_PEER_EVENTS.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_PEER_EVENTS {
-        PENDING_PEER_EVENTS.fetch_sub(1, Ordering::AcqRel);
+    let Some(queue) = peer_events() else { return };
+    if let Err(TrySendError::Full((_, _, peer))) = queue.try_send((Arc::downgrade(engine), event, peer)) {
         tracing::debug!("{event} of {} dropped: {MAX_PENDING_PEER_EVENTS} peer events pending", peer.id);
-        return;
     }
-    let engine = engine.clone();
-    tokio::task::spawn_blocking(move || {
-        let arg = json!({ "id": peer.id, "label": peer.label });
-        fire(&engine, event, &peer, &[arg]);
-        PENDING_PEER_EVENTS.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// The queue of peer events, and the thread that runs them (started on first use).
+fn peer_events() -> Option<&'static SyncSender<PeerEvent>> {
+    static QUEUE: OnceLock<Option<SyncSender<PeerEvent>>> = OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (queue, events) = sync_channel::<PeerEvent>(MAX_PENDING_PEER_EVENTS);
+        let runner = move || {
+            for (engine, event, peer) in events {
+                if let Some(engine) = engine.upgrade() {
+                    let arg = json!({ "id": peer.id, "label": peer.label });
+                    fire(&engine, event, &peer, &[arg]);
+                }
+            }
+        };
+        match std::thread::Builder::new().name("goop-peer-events".into()).spawn(runner) {
+            Ok(_) => Some(queue),
+            Err(e) => {
+                tracing::error!("cannot start the peer events thread: {e}");
+                None
+            }
+        }
     });
+    queue.as_ref()
 }
 
 /// `on_message` for a direct message from `from`.

@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 
 use super::mailbox::Mailbox;
 use super::wire::{ToHost, ToMember};
-use super::{check_name, JOIN, LEAVE, MAILBOX_BYTES, MAILBOX_MESSAGES, MAX_GROUPS_PER_MEMBER, MESSAGE, SENDS_PER_MINUTE};
+use super::{
+    check_name, JOIN, LEAVE, MAILBOX_BYTES, MAILBOX_MESSAGES, MAX_GROUPS_PER_MEMBER, MESSAGE, SENDS_PER_MINUTE,
+};
 
 struct Member {
     label: String,
