@@ -26,6 +26,8 @@ const ANSWER_WAIT: Duration = Duration::from_secs(70);
 const OUTGOING: usize = 64;
 
 type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<(), String>>>>;
+/// One host's link once open, held while it is being opened.
+type LinkSlot = tokio::sync::Mutex<Option<Arc<Link>>>;
 
 /// One host's link.
 struct Link {
@@ -52,7 +54,7 @@ pub struct Links {
     control: libp2p_stream::Control,
     /// Per host, its link once open. Opening holds the host's slot, so pages that join a host at
     /// once share one link: a second stream would replace the first at the host and end it.
-    links: Mutex<HashMap<PeerId, Arc<tokio::sync::Mutex<Option<Arc<Link>>>>>>,
+    links: Mutex<HashMap<PeerId, Arc<LinkSlot>>>,
     pages: Arc<AtomicU64>,
 }
 
