@@ -17,7 +17,7 @@ fn origin(port: u16, peer: &str) -> String {
     url.trim_start_matches("http://").trim_end_matches('/').to_string()
 }
 
-/// A page's join: the open stream, its headers read, or the refusal's body.
+/// A page's join: the open stream, its headers read, or the refusal's status line and body.
 fn join(port: u16, host: &str, group: &str) -> Result<BufReader<TcpStream>, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -43,7 +43,7 @@ fn join(port: u16, host: &str, group: &str) -> Result<BufReader<TcpStream>, Stri
     } else {
         let mut body = String::new();
         let _ = reader.read_to_string(&mut body);
-        Err(body)
+        Err(format!("{} {body}", status.trim()))
     }
 }
 
@@ -139,4 +139,23 @@ fn pages_joining_a_new_host_at_once_all_get_in() {
         assert_eq!(command(host_dir.path(), &format!("!flood t{i} 1")), "sent");
         read_until(page, r#""i":1"#);
     }
+}
+
+#[test]
+fn a_join_while_the_host_is_away_is_retried_not_refused() {
+    let (host_dir, visitor_dir) = (folder("Host"), folder("Ann"));
+    let host = run(host_dir.path());
+    let visitor = run_with(visitor_dir.path(), &["--connect", &host.addr]);
+    let host_id = peer_id(host_dir.path());
+    let port = visitor.viewer_port;
+    let mut page = join(port, &host_id, "lobby").unwrap();
+    read_until(&mut page, "joined");
+
+    // The host goes away: the page's stream ends, and its SDK joins again. The host answering
+    // nothing is not the host saying no: 503 (the SDK tries again), not 403 (it gives up).
+    drop(host);
+    let mut rest = String::new();
+    let _ = page.read_to_string(&mut rest);
+    let again = join(port, &host_id, "lobby").err().unwrap();
+    assert!(again.starts_with("HTTP/1.1 503"), "{again}");
 }
