@@ -26,6 +26,7 @@ const ANSWER_WAIT: Duration = Duration::from_secs(70);
 const OUTGOING: usize = 64;
 
 type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<(), String>>>>;
+
 /// One host's link once open, held while it is being opened.
 type LinkSlot = tokio::sync::Mutex<Option<Arc<Link>>>;
 
@@ -205,6 +206,7 @@ async fn deliver(link: Weak<Link>, mut incoming: mpsc::Receiver<Arc<[u8]>>) {
         id: Option<u64>,
         group: Option<String>,
         error: Option<String>,
+        count: Option<u64>,
     }
     while let Some(frame) = incoming.recv().await {
         let Some(link) = link.upgrade() else { break };
@@ -215,11 +217,15 @@ async fn deliver(link: Weak<Link>, mut incoming: mpsc::Receiver<Arc<[u8]>>) {
                     let _ = reply.send(head.error.map_or(Ok(()), Err));
                 }
             }
-            (_, _, Some(group)) => {
+            (kind, _, Some(group)) => {
                 let pages = lock(&link.pages).get(&group).map(|g| g.mailboxes.clone()).unwrap_or_default();
                 let name: Arc<str> = group.into();
                 for page in pages.iter().filter_map(Weak::upgrade) {
-                    page.push(&name, &frame);
+                    // What the host missed adds up with what the page misses, not counted as one.
+                    match (kind, head.count) {
+                        ("missed", Some(count)) => page.add_missed(&name, count),
+                        _ => page.push(&name, &frame),
+                    }
                 }
             }
             _ => break,

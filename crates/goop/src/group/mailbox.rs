@@ -71,6 +71,17 @@ impl Mailbox {
         self.ready.notify_one();
     }
 
+    /// Counts `count` messages of `group` as missed (the host already dropped them).
+    pub fn add_missed(&self, group: &Arc<str>, count: u64) {
+        let mut state = self.state();
+        if state.closed {
+            return;
+        }
+        *state.missed.entry(group.clone()).or_default() += count;
+        drop(state);
+        self.ready.notify_one();
+    }
+
     /// Ends the mailbox: the reader gets what is queued, then `None`.
     pub fn close(&self) {
         self.state().closed = true;
