@@ -147,3 +147,27 @@ end
     assert_eq!(twice["ok"], false, "{twice}");
     assert_eq!(local_query(h)["rows"][0]["body"], "hi");
 }
+
+#[test]
+fn a_hook_returning_nil_and_a_reason_refuses() {
+    let host_dir = folder("Host");
+    let h = host_dir.path();
+    std::fs::write(
+        h.join("site/schema.sql"),
+        "CREATE TABLE notes (_id INTEGER PRIMARY KEY AUTOINCREMENT, _owner TEXT NOT NULL, \
+         _created_at DATETIME DEFAULT CURRENT_TIMESTAMP, _updated_at DATETIME DEFAULT CURRENT_TIMESTAMP, \
+         body TEXT);\n",
+    )
+    .unwrap();
+    // Lua's own way to fail (`return nil, err`, as io.open does) must not let the write through.
+    std::fs::write(
+        h.join("site/lua/notes_guard.lua"),
+        "function before_insert(tbl, row) if row.body == 'no' then return nil, 'not this one' end end\n",
+    )
+    .unwrap();
+    let host = run(h);
+    let visitor_dir = folder("Visitor");
+    let refused = data(&host.addr, visitor_dir.path(), r#"{"op":"insert","table":"notes","data":{"body":"no"}}"#);
+    assert_eq!(refused, serde_json::json!({"ok": false, "error": "refused: not this one"}));
+    assert_eq!(local_query(h)["rows"], serde_json::json!([]));
+}
