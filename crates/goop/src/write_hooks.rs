@@ -3,10 +3,10 @@
 //!
 //! `before_insert(table, row)`, `before_update(table, change)`, `before_delete(table, target)`
 //! run in script-name order with `goop.peer` the writer. One that raises an error or returns
-//! `false, "reason"` refuses the write (`refused: reason`); `before_insert` may return a
-//! replacement row, which the next handler and the write get. After a write,
-//! `after_insert(table, row)` (with its `_id` and `_owner`), `after_update(table, change)` and
-//! `after_delete(table, target)` (with `affected`) see what was done. `change` is
+//! `false, "reason"` (or Lua's `nil, "reason"`) refuses the write (`refused: reason`);
+//! `before_insert` may return a replacement row, which the next handler and the write get. After
+//! a write, `after_insert(table, row)` (with its `_id` and `_owner`), `after_update(table,
+//! change)` and `after_delete(table, target)` (with `affected`) see what was done. `change` is
 //! `{data, where, args}`, `target` is `{where, args}`. Writes a script makes with `goop.db` do
 //! not fire hooks.
 
@@ -82,6 +82,11 @@ fn run_before(engine: &Engine, event: &str, caller: &Peer, table: &Value, reques
             [Value::Bool(false), rest @ ..] => {
                 let said = rest.first().and_then(Value::as_str).map(str::to_string);
                 refusal = Some(said.unwrap_or_else(|| format!("{} said no", run.script)));
+                ControlFlow::Break(())
+            }
+            // Lua's own failure idiom (`return nil, err`): a reason is never a yes.
+            [Value::Null, Value::String(said), ..] => {
+                refusal = Some(said.clone());
                 ControlFlow::Break(())
             }
             [row @ Value::Object(_), ..] if may_replace => {

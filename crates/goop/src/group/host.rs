@@ -226,6 +226,11 @@ impl Groups {
                         refusal = Some(said.unwrap_or_else(|| "refused".to_string()));
                         std::ops::ControlFlow::Break(())
                     }
+                    // Lua's own failure idiom (`return nil, err`): a reason is never a yes.
+                    [Value::Null, Value::String(said), ..] => {
+                        refusal = Some(said.clone());
+                        std::ops::ControlFlow::Break(())
+                    }
                     _ => std::ops::ControlFlow::Continue(()),
                 },
             };
