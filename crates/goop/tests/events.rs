@@ -147,3 +147,23 @@ function handle() return goop.json.encode({ online = goop.kv.get('online') }) en
     let seen: Value = serde_json::from_str(stdout(&goop(&["cmd", "--dir", h, "!presence"])).trim()).unwrap();
     assert_eq!(seen["online"], false, "the visitor is gone, but its disconnect was rate limited");
 }
+
+#[test]
+fn a_period_too_long_to_schedule_stops_no_other_script() {
+    let dir = folder("Host");
+    let lua = dir.path().join("site/lua");
+    // u64::MAX seconds parses, but no clock reaches it.
+    std::fs::write(lua.join("forever.lua"), "--- @every 18446744073709551615s\nfunction on_schedule() end\n").unwrap();
+    std::fs::write(
+        lua.join("tick.lua"),
+        "--- @every 1s\nfunction on_schedule() goop.kv.incr('ticks') end\n\
+         function handle() return tostring(goop.kv.get('ticks') or 0) end\n",
+    )
+    .unwrap();
+    let host = run(dir.path());
+    std::thread::sleep(Duration::from_millis(3500));
+    let out = goop(&["cmd", "--dir", dir.path().to_str().unwrap(), "!tick"]);
+    let ticks: i64 = stdout(&out).trim().parse().unwrap();
+    assert!(ticks >= 1, "tick.lua ran {ticks} times in 3.5 s");
+    drop(host);
+}
