@@ -77,7 +77,9 @@ impl Mailbox {
         if state.closed {
             return;
         }
-        *state.missed.entry(group.clone()).or_default() += count;
+        // Saturating: the count comes from the host, which may be hostile.
+        let missed = state.missed.entry(group.clone()).or_default();
+        *missed = missed.saturating_add(count);
         drop(state);
         self.ready.notify_one();
     }
@@ -153,5 +155,18 @@ mod tests {
         }
         let missed = br#"{"type":"missed","group":"g","count":2}"#.to_vec();
         assert_eq!(got, vec![missed, vec![2; 4], vec![3; 4]]);
+    }
+
+    #[tokio::test]
+    async fn a_hosts_missed_counts_add_up_without_overflowing() {
+        let mailbox = Mailbox::new(128, usize::MAX);
+        let group: Arc<str> = "g".into();
+        mailbox.add_missed(&group, 3);
+        mailbox.add_missed(&group, 4);
+        assert_eq!(mailbox.next().await.as_deref(), Some(&br#"{"type":"missed","group":"g","count":7}"#[..]));
+        mailbox.add_missed(&group, u64::MAX);
+        mailbox.add_missed(&group, u64::MAX);
+        let most = format!(r#"{{"type":"missed","group":"g","count":{}}}"#, u64::MAX);
+        assert_eq!(mailbox.next().await.as_deref(), Some(most.as_bytes()));
     }
 }
