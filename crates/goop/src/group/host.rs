@@ -259,3 +259,24 @@ fn peer_value(peer: &Peer) -> Value {
 pub fn member_mailbox() -> Arc<Mailbox> {
     Mailbox::new(MAILBOX_MESSAGES, MAILBOX_BYTES)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_members_refusals_do_not_echo_what_it_sent() {
+        let groups = Groups::new();
+        let (frames, from_member) = mpsc::channel(16);
+        let mailbox = member_mailbox();
+        let serving = tokio::spawn(groups.clone().serve(Peer::new("p", "P"), from_member, mailbox.clone()));
+        // A hostile member's frame: a send to a 60 KB group name it is not in.
+        let group = "g".repeat(60_000);
+        let send = format!(r#"{{"op":"send","id":1,"group":"{group}","message":1}}"#);
+        frames.send(send.into_bytes()).await.unwrap();
+        let reply = mailbox.next().await.unwrap();
+        assert!(reply.len() < 300, "a {} byte reply", reply.len());
+        drop(frames);
+        serving.await.unwrap();
+    }
+}
