@@ -194,6 +194,7 @@ impl Groups {
 
     /// A page's message to `group`: to the host's `on_group_message` handlers.
     async fn receive(&self, peer: &Peer, group: &str, message: Value) -> Result<(), String> {
+        check_name(group)?;
         let is_member = self.state().members.get(&peer.id).is_some_and(|m| m.groups.contains(group));
         if !is_member {
             return Err(format!("join {group} before sending to it"));
