@@ -38,8 +38,8 @@ impl DataStore for Store {
     fn schema_error(&self) -> Option<String> {
         Store::schema_error(self).map(|e| e.to_string())
     }
-    fn spelling(&self, table: &str) -> Option<(String, Vec<String>)> {
-        Store::spelling(self, table)
+    fn spelling(&self, table: &str) -> Result<Option<(String, Vec<String>)>, String> {
+        Store::spelling(self, table).map_err(|e| e.to_string())
     }
 }
 

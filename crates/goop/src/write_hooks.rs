@@ -44,7 +44,7 @@ pub fn answer(engine: Option<&Engine>, store: &dyn DataStore, caller: &Peer, mut
         return store.data_request(&caller.id, &request);
     }
     if let Err(e) = respell(store, &mut request) {
-        return json!({ "ok": false, "error": e });
+        return json!({ "ok": false, "error": cut(&e, MAX_ERROR_CHARS) });
     }
     let table = request.get("table").cloned().unwrap_or(Value::Null);
     if engine.handles(before) {
@@ -118,14 +118,15 @@ fn run_before(engine: &Engine, event: &str, caller: &Peer, table: &Value, reques
 /// case-insensitive, and a hook checking `tbl == "notes"` must not miss a write to `NOTES`.
 fn respell(store: &dyn DataStore, request: &mut Value) -> Result<(), String> {
     let Some(table) = request.get("table").and_then(Value::as_str) else { return Ok(()) };
-    let Some((name, columns)) = store.spelling(table) else { return Ok(()) };
+    // Not knowing how the schema spells it is no reason to let the write past the hooks.
+    let Some((name, columns)) = store.spelling(table)? else { return Ok(()) };
     request["table"] = Value::String(name);
     if let Some(Value::Object(data)) = request.get_mut("data") {
         let mut spelled = Map::with_capacity(data.len());
         for (key, value) in std::mem::take(data) {
             let column = columns.iter().find(|c| c.eq_ignore_ascii_case(&key)).cloned().unwrap_or(key);
             if spelled.contains_key(&column) {
-                return Err(format!("column {} is given twice", cut(&column, MAX_ERROR_CHARS)));
+                return Err(format!("column {column} is given twice"));
             }
             spelled.insert(column, value);
         }

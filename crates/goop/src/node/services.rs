@@ -39,8 +39,8 @@ pub trait DataStore: Send + Sync {
     }
     /// The schema's spelling of `table` and of its columns (`None`: no such table). SQLite
     /// names are case-insensitive; data hooks see a write as the schema spells it.
-    fn spelling(&self, _table: &str) -> Option<(String, Vec<String>)> {
-        None
+    fn spelling(&self, _table: &str) -> Result<Option<(String, Vec<String>)>, String> {
+        Ok(None)
     }
 }
 

@@ -56,11 +56,11 @@ impl Store {
     }
 
     /// The schema's spelling of `table` and its columns, `None` if there is no such table.
-    pub fn spelling(&self, table: &str) -> Option<(String, Vec<String>)> {
+    pub fn spelling(&self, table: &str) -> Result<Option<(String, Vec<String>)>, StoreError> {
         self.refresh();
-        let conn = self.inner.pool.get(Instant::now() + REQUEST_TIME).ok()?;
-        let (name, columns) = schema::table(&conn, table).ok()??;
-        Some((name, columns.into_iter().map(|c| c.name).collect()))
+        let conn = self.inner.pool.get(Instant::now() + REQUEST_TIME)?;
+        let found = schema::table(&conn, table)?;
+        Ok(found.map(|(name, columns)| (name, columns.into_iter().map(|c| c.name).collect())))
     }
 
     fn answer(&self, caller: &str, request: &Value) -> Result<Value, StoreError> {
