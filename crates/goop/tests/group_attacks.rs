@@ -140,4 +140,3 @@ fn pages_joining_a_new_host_at_once_all_get_in() {
         read_until(page, r#""i":1"#);
     }
 }
-
