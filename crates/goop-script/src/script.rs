@@ -121,8 +121,12 @@ fn read_metadata(source: &str) -> (Metadata, Option<(u32, String)>) {
 }
 
 /// `30s`, `5m`, `1h`: a schedule's period, at least one second.
+/// Longest `@every` period, a year: a longer one would never come, and one past the clock's
+/// range stopped every schedule of the peer.
+const MAX_EVERY_SECONDS: u64 = 366 * 24 * 3600;
+
 fn parse_every(text: &str) -> Result<Duration, String> {
-    let problem = || format!("@every needs a period such as 30s, 5m or 1h (at least 1s), got {text:?}");
+    let problem = || format!("@every needs a period such as 30s, 5m or 1h (1s to 8784h), got {text:?}");
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(problem)?;
     let count: u64 = text[..split].parse().map_err(|_| problem())?;
     let unit = match &text[split..] {
@@ -132,7 +136,7 @@ fn parse_every(text: &str) -> Result<Duration, String> {
         _ => return Err(problem()),
     };
     match count.checked_mul(unit) {
-        Some(seconds) if seconds >= 1 => Ok(Duration::from_secs(seconds)),
+        Some(seconds) if (1..=MAX_EVERY_SECONDS).contains(&seconds) => Ok(Duration::from_secs(seconds)),
         _ => Err(problem()),
     }
 }
@@ -189,7 +193,9 @@ mod tests {
         assert_eq!(parse_metadata("--- @every 30s").every, Some(Duration::from_secs(30)));
         assert_eq!(parse_metadata("--- @every 5m").every, Some(Duration::from_secs(300)));
         assert_eq!(parse_metadata("--- @every 2h").every, Some(Duration::from_secs(7200)));
-        for bad in ["0s", "1.5s", "10", "s", "5d", "-1m", "", "99999999999999999999h"] {
+        assert_eq!(parse_metadata("--- @every 8784h").every, Some(Duration::from_secs(366 * 24 * 3600)));
+        for bad in ["0s", "1.5s", "10", "s", "5d", "-1m", "", "99999999999999999999h", "18446744073709551615s", "8785h"]
+        {
             let source = format!("--- Ticks\n--- @every {bad}\nfunction on_schedule() end");
             let err = compile("t", Origin::Commands, Path::new("t.lua"), "t.lua", &source).unwrap_err();
             assert_eq!(err.line, Some(2), "{bad}: {err}");

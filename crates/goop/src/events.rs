@@ -1,8 +1,9 @@
 //! The events goop fires into its scripts: their names (declared to the engine) and what each
 //! one carries. Handlers are global functions in any script (`function on_message(msg) … end`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock, Weak};
 
 use goop_script::{Engine, Event, Peer};
 use serde_json::json;
@@ -16,10 +17,14 @@ pub const MESSAGE: &str = "on_message";
 /// `on_schedule()`: in scripts annotated `--- @every 30s`, run as the peer itself.
 pub const SCHEDULE: &str = "on_schedule";
 
-/// Most connect/disconnect events waiting for a script worker; past it (a peer flapping its
-/// connections faster than scripts run) events are dropped, not queued without bound.
-const MAX_PENDING_PEER_EVENTS: usize = 64;
-static PENDING_PEER_EVENTS: AtomicUsize = AtomicUsize::new(0);
+/// Threads running connect/disconnect events.
+const PEER_EVENT_THREADS: usize = 4;
+/// Most connect/disconnect events waiting for one of them (64 in all); past it (peers flapping
+/// their connections faster than scripts run) events are dropped, not queued without bound.
+const PENDING_PER_THREAD: usize = 16;
+
+/// A peer event waiting for its engine's scripts.
+type PeerEvent = (Weak<Engine>, &'static str, Peer);
 
 /// Every event a peer's scripts may handle, data hooks (`write_hooks.rs`) and group hooks
 /// (`group/`) included.
@@ -48,22 +53,43 @@ pub fn fire(engine: &Engine, event: &str, caller: &Peer, args: &[serde_json::Val
 }
 
 /// `on_peer_connect` / `on_peer_disconnect` for `peer`, off the caller's thread: the node's event
-/// loop must not wait on scripts.
+/// loop must not wait on scripts. A peer's events run in the order they happened, on the one
+/// thread its ID picks, so its disconnect never overtakes its connect (a presence list would
+/// keep a gone peer online); a peer with slow handlers holds up a quarter of the others at most.
 pub fn peer_changed(engine: &Arc<Engine>, event: &'static str, peer: Peer) {
     if !engine.handles(event) {
         return;
     }
-    if PENDING_PEER_EVENTS.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_PEER_EVENTS {
-        PENDING_PEER_EVENTS.fetch_sub(1, Ordering::AcqRel);
-        tracing::debug!("{event} of {} dropped: {MAX_PENDING_PEER_EVENTS} peer events pending", peer.id);
-        return;
+    let (hasher, queues) = peer_events();
+    let Some(queue) = queues.get(hasher.hash_one(&peer.id) as usize % PEER_EVENT_THREADS) else { return };
+    if let Err(TrySendError::Full((_, _, peer))) = queue.try_send((Arc::downgrade(engine), event, peer)) {
+        tracing::debug!("{event} of {} dropped: its thread has {PENDING_PER_THREAD} peer events pending", peer.id);
     }
-    let engine = engine.clone();
-    tokio::task::spawn_blocking(move || {
-        let arg = json!({ "id": peer.id, "label": peer.label });
-        fire(&engine, event, &peer, &[arg]);
-        PENDING_PEER_EVENTS.fetch_sub(1, Ordering::AcqRel);
-    });
+}
+
+/// The queues of peer events, one per thread that runs them (started on first use), and what
+/// picks a peer's.
+fn peer_events() -> &'static (RandomState, Vec<SyncSender<PeerEvent>>) {
+    static QUEUES: OnceLock<(RandomState, Vec<SyncSender<PeerEvent>>)> = OnceLock::new();
+    QUEUES.get_or_init(|| {
+        let mut queues = Vec::with_capacity(PEER_EVENT_THREADS);
+        for n in 0..PEER_EVENT_THREADS {
+            let (queue, events) = sync_channel::<PeerEvent>(PENDING_PER_THREAD);
+            let runner = move || {
+                for (engine, event, peer) in events {
+                    if let Some(engine) = engine.upgrade() {
+                        let arg = json!({ "id": peer.id, "label": peer.label });
+                        fire(&engine, event, &peer, &[arg]);
+                    }
+                }
+            };
+            match std::thread::Builder::new().name(format!("goop-peer-events-{n}")).spawn(runner) {
+                Ok(_) => queues.push(queue),
+                Err(e) => tracing::error!("cannot start a peer events thread: {e}"),
+            }
+        }
+        (RandomState::new(), queues)
+    })
 }
 
 /// `on_message` for a direct message from `from`.

@@ -38,6 +38,9 @@ impl DataStore for Store {
     fn schema_error(&self) -> Option<String> {
         Store::schema_error(self).map(|e| e.to_string())
     }
+    fn spelling(&self, table: &str) -> Result<Option<(String, Vec<String>)>, String> {
+        Store::spelling(self, table).map_err(|e| e.to_string())
+    }
 }
 
 /// The script engine of the peer in `dir`, with the host modules its config enables

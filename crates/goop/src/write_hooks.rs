@@ -3,10 +3,10 @@
 //!
 //! `before_insert(table, row)`, `before_update(table, change)`, `before_delete(table, target)`
 //! run in script-name order with `goop.peer` the writer. One that raises an error or returns
-//! `false, "reason"` refuses the write (`refused: reason`); `before_insert` may return a
-//! replacement row, which the next handler and the write get. After a write,
-//! `after_insert(table, row)` (with its `_id` and `_owner`), `after_update(table, change)` and
-//! `after_delete(table, target)` (with `affected`) see what was done. `change` is
+//! `false, "reason"` (or Lua's `nil, "reason"`) refuses the write (`refused: reason`);
+//! `before_insert` may return a replacement row, which the next handler and the write get. After
+//! a write, `after_insert(table, row)` (with its `_id` and `_owner`), `after_update(table,
+//! change)` and `after_delete(table, target)` (with `affected`) see what was done. `change` is
 //! `{data, where, args}`, `target` is `{where, args}`. Writes a script makes with `goop.db` do
 //! not fire hooks.
 
@@ -40,6 +40,12 @@ pub fn answer(engine: Option<&Engine>, store: &dyn DataStore, caller: &Peer, mut
         Some("delete") => (BEFORE_DELETE, AFTER_DELETE),
         _ => return store.data_request(&caller.id, &request),
     };
+    if !engine.handles(before) && !engine.handles(after) {
+        return store.data_request(&caller.id, &request);
+    }
+    if let Err(e) = respell(store, &mut request) {
+        return json!({ "ok": false, "error": cut(&e, MAX_ERROR_CHARS) });
+    }
     let table = request.get("table").cloned().unwrap_or(Value::Null);
     if engine.handles(before) {
         if let Err(reason) = run_before(engine, before, caller, &table, &mut request) {
@@ -78,6 +84,11 @@ fn run_before(engine: &Engine, event: &str, caller: &Peer, table: &Value, reques
                 refusal = Some(said.unwrap_or_else(|| format!("{} said no", run.script)));
                 ControlFlow::Break(())
             }
+            // Lua's own failure idiom (`return nil, err`): a reason is never a yes.
+            [Value::Null, Value::String(said), ..] => {
+                refusal = Some(said.clone());
+                ControlFlow::Break(())
+            }
             [row @ Value::Object(_), ..] if may_replace => {
                 args[1] = row.clone();
                 ControlFlow::Continue(())
@@ -99,6 +110,27 @@ fn run_before(engine: &Engine, event: &str, caller: &Peer, table: &Value, reques
         if let (Some(row), Value::Object(fields)) = (replaced, request) {
             fields.insert("data".into(), row);
         }
+    }
+    Ok(())
+}
+
+/// Spells the request's table and `data` columns as the schema does: SQLite names are
+/// case-insensitive, and a hook checking `tbl == "notes"` must not miss a write to `NOTES`.
+fn respell(store: &dyn DataStore, request: &mut Value) -> Result<(), String> {
+    let Some(table) = request.get("table").and_then(Value::as_str) else { return Ok(()) };
+    // Not knowing how the schema spells it is no reason to let the write past the hooks.
+    let Some((name, columns)) = store.spelling(table)? else { return Ok(()) };
+    request["table"] = Value::String(name);
+    if let Some(Value::Object(data)) = request.get_mut("data") {
+        let mut spelled = Map::with_capacity(data.len());
+        for (key, value) in std::mem::take(data) {
+            let column = columns.iter().find(|c| c.eq_ignore_ascii_case(&key)).cloned().unwrap_or(key);
+            if spelled.contains_key(&column) {
+                return Err(format!("column {column} is given twice"));
+            }
+            spelled.insert(column, value);
+        }
+        *data = spelled;
     }
     Ok(())
 }

@@ -93,3 +93,76 @@ fn an_every_script_runs_on_its_schedule_as_the_peer() {
     assert_eq!(seen["as"], id.as_str());
     drop(host);
 }
+
+#[test]
+fn a_peer_that_comes_and_goes_is_last_seen_gone() {
+    // A presence list: connect does some work before it marks the peer online.
+    const PRESENCE: &str = r#"
+function on_peer_connect(p)
+  local n = 0
+  for i = 1, 3000000 do n = n + i % 7 end
+  goop.kv.set('online', true)
+end
+function on_peer_disconnect(p) goop.kv.set('online', false) end
+function handle() return goop.json.encode({ online = goop.kv.get('online') }) end
+"#;
+    let host_dir = folder("Host");
+    std::fs::write(host_dir.path().join("site/lua/presence.lua"), PRESENCE).unwrap();
+    let host = run(host_dir.path());
+    let visitor_dir = folder("Visitor");
+    let (h, v) = (host_dir.path().to_str().unwrap(), visitor_dir.path().to_str().unwrap());
+    // A CLI session connects, delivers one message and goes: connect, then disconnect.
+    for _ in 0..3 {
+        let out = goop(&["cmd", "--peer", &host.addr, "--dir", v, "hello"]);
+        assert_eq!(stdout(&out), "delivered (no reply expected)\n");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let out = goop(&["cmd", "--dir", h, "!presence"]);
+    let seen: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(seen["online"], false, "the scripts heard the visitor's events out of order");
+}
+
+#[test]
+#[ignore = "a disconnect is rate limited like any call: see the report (fix: exempt a closing event whose opening ran)"]
+fn a_disconnect_is_heard_even_past_the_callers_rate_limit() {
+    const PRESENCE: &str = r#"
+function on_peer_connect(p) goop.kv.set('online', true) end
+function on_peer_disconnect(p) goop.kv.set('online', false) end
+function handle() return goop.json.encode({ online = goop.kv.get('online') }) end
+"#;
+    let host_dir = folder("Host");
+    // 3 calls a minute per peer: two connects and one disconnect use them up.
+    common::configure(host_dir.path(), r#""rate_limit_per_peer": 3"#, "");
+    std::fs::write(host_dir.path().join("site/lua/presence.lua"), PRESENCE).unwrap();
+    let host = run(host_dir.path());
+    let visitor_dir = folder("Visitor");
+    let (h, v) = (host_dir.path().to_str().unwrap(), visitor_dir.path().to_str().unwrap());
+    for _ in 0..2 {
+        let out = goop(&["cmd", "--peer", &host.addr, "--dir", v, "hello"]);
+        assert_eq!(stdout(&out), "delivered (no reply expected)\n");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let seen: Value = serde_json::from_str(stdout(&goop(&["cmd", "--dir", h, "!presence"])).trim()).unwrap();
+    assert_eq!(seen["online"], false, "the visitor is gone, but its disconnect was rate limited");
+}
+
+#[test]
+fn a_period_too_long_to_schedule_stops_no_other_script() {
+    let dir = folder("Host");
+    let lua = dir.path().join("site/lua");
+    // u64::MAX seconds parses, but no clock reaches it.
+    std::fs::write(lua.join("forever.lua"), "--- @every 18446744073709551615s\nfunction on_schedule() end\n").unwrap();
+    std::fs::write(
+        lua.join("tick.lua"),
+        "--- @every 1s\nfunction on_schedule() goop.kv.incr('ticks') end\n\
+         function handle() return tostring(goop.kv.get('ticks') or 0) end\n",
+    )
+    .unwrap();
+    let host = run(dir.path());
+    std::thread::sleep(Duration::from_millis(3500));
+    let out = goop(&["cmd", "--dir", dir.path().to_str().unwrap(), "!tick"]);
+    let ticks: i64 = stdout(&out).trim().parse().unwrap();
+    assert!(ticks >= 1, "tick.lua ran {ticks} times in 3.5 s");
+    drop(host);
+}

@@ -96,3 +96,78 @@ fn hooks_refuse_rewrite_and_see_a_visitors_writes() {
     let own = goop(&["data", "--dir", h.to_str().unwrap(), r#"{"op":"delete","table":"notes","where":"_id = 1"}"#]);
     assert!(stdout(&own).contains(r#""affected":1"#), "{}", stdout(&own));
 }
+
+#[test]
+fn a_visitor_cannot_slip_past_the_hooks_by_spelling_a_table_or_column_otherwise() {
+    let host_dir = folder("Host");
+    let h = host_dir.path();
+    std::fs::write(
+        h.join("site/schema.sql"),
+        "CREATE TABLE notes (_id INTEGER PRIMARY KEY AUTOINCREMENT, _owner TEXT NOT NULL, \
+         _created_at DATETIME DEFAULT CURRENT_TIMESTAMP, _updated_at DATETIME DEFAULT CURRENT_TIMESTAMP, \
+         body TEXT, by TEXT);\n",
+    )
+    .unwrap();
+    std::fs::write(h.join("site/schema.json"), r#"{"tables": {"notes": {"update": "open"}}}"#).unwrap();
+    // The guard as the site guide writes it: by table name, then by column.
+    std::fs::write(
+        h.join("site/lua/notes_guard.lua"),
+        r#"
+function before_insert(tbl, row)
+  if tbl == "notes" and row.body and row.body:find("spam", 1, true) then return false, "no spam" end
+end
+function before_update(tbl, change)
+  if tbl == "notes" and change.data.body ~= nil then return false, "notes are not edited" end
+end
+"#,
+    )
+    .unwrap();
+    let host = run(h);
+    let visitor_dir = folder("Visitor");
+    let v = visitor_dir.path();
+
+    // SQLite names are case-insensitive: `NOTES` and `Body` are the same table and column, so
+    // the hooks must see them as `notes` and `body`.
+    let attempts = [
+        r#"{"op":"insert","table":"NOTES","data":{"body":"buy spam"}}"#,
+        r#"{"op":"insert","table":"notes","data":{"Body":"buy spam"}}"#,
+    ];
+    for request in attempts {
+        let answer = data(&host.addr, v, request);
+        assert_eq!(answer, serde_json::json!({"ok": false, "error": "refused: no spam"}), "{request}");
+    }
+    assert_eq!(local_query(h)["rows"], serde_json::json!([]), "nothing written");
+    // Owner's own row, then a visitor's edit spelled otherwise.
+    let own = goop(&["data", "--dir", h.to_str().unwrap(), r#"{"op":"insert","table":"notes","data":{"body":"hi"}}"#]);
+    assert!(stdout(&own).contains(r#""ok":true"#), "{}", stdout(&own));
+    let edit = r#"{"op":"update","table":"Notes","data":{"BODY":"spam"},"where":"1","args":[]}"#;
+    assert_eq!(data(&host.addr, v, edit), serde_json::json!({"ok": false, "error": "refused: notes are not edited"}));
+    // Two spellings of one column in one row are refused, whatever the hooks say.
+    let twice = data(&host.addr, v, r#"{"op":"insert","table":"notes","data":{"body":"ok","BODY":"spam"}}"#);
+    assert_eq!(twice["ok"], false, "{twice}");
+    assert_eq!(local_query(h)["rows"][0]["body"], "hi");
+}
+
+#[test]
+fn a_hook_returning_nil_and_a_reason_refuses() {
+    let host_dir = folder("Host");
+    let h = host_dir.path();
+    std::fs::write(
+        h.join("site/schema.sql"),
+        "CREATE TABLE notes (_id INTEGER PRIMARY KEY AUTOINCREMENT, _owner TEXT NOT NULL, \
+         _created_at DATETIME DEFAULT CURRENT_TIMESTAMP, _updated_at DATETIME DEFAULT CURRENT_TIMESTAMP, \
+         body TEXT);\n",
+    )
+    .unwrap();
+    // Lua's own way to fail (`return nil, err`, as io.open does) must not let the write through.
+    std::fs::write(
+        h.join("site/lua/notes_guard.lua"),
+        "function before_insert(tbl, row) if row.body == 'no' then return nil, 'not this one' end end\n",
+    )
+    .unwrap();
+    let host = run(h);
+    let visitor_dir = folder("Visitor");
+    let refused = data(&host.addr, visitor_dir.path(), r#"{"op":"insert","table":"notes","data":{"body":"no"}}"#);
+    assert_eq!(refused, serde_json::json!({"ok": false, "error": "refused: not this one"}));
+    assert_eq!(local_query(h)["rows"], serde_json::json!([]));
+}

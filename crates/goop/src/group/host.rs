@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 
 use super::mailbox::Mailbox;
 use super::wire::{ToHost, ToMember};
-use super::{check_name, JOIN, LEAVE, MAILBOX_MESSAGES, MAX_GROUPS_PER_MEMBER, MESSAGE, SENDS_PER_MINUTE};
+use super::{
+    check_name, JOIN, LEAVE, MAILBOX_BYTES, MAILBOX_MESSAGES, MAX_GROUPS_PER_MEMBER, MESSAGE, SENDS_PER_MINUTE,
+};
 
 struct Member {
     label: String,
@@ -192,6 +194,7 @@ impl Groups {
 
     /// A page's message to `group`: to the host's `on_group_message` handlers.
     async fn receive(&self, peer: &Peer, group: &str, message: Value) -> Result<(), String> {
+        check_name(group)?;
         let is_member = self.state().members.get(&peer.id).is_some_and(|m| m.groups.contains(group));
         if !is_member {
             return Err(format!("join {group} before sending to it"));
@@ -224,6 +227,11 @@ impl Groups {
                         refusal = Some(said.unwrap_or_else(|| "refused".to_string()));
                         std::ops::ControlFlow::Break(())
                     }
+                    // Lua's own failure idiom (`return nil, err`): a reason is never a yes.
+                    [Value::Null, Value::String(said), ..] => {
+                        refusal = Some(said.clone());
+                        std::ops::ControlFlow::Break(())
+                    }
                     _ => std::ops::ControlFlow::Continue(()),
                 },
             };
@@ -250,5 +258,26 @@ fn peer_value(peer: &Peer) -> Value {
 
 /// A mailbox for one member.
 pub fn member_mailbox() -> Arc<Mailbox> {
-    Mailbox::new(MAILBOX_MESSAGES)
+    Mailbox::new(MAILBOX_MESSAGES, MAILBOX_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_members_refusals_do_not_echo_what_it_sent() {
+        let groups = Groups::new();
+        let (frames, from_member) = mpsc::channel(16);
+        let mailbox = member_mailbox();
+        let serving = tokio::spawn(groups.clone().serve(Peer::new("p", "P"), from_member, mailbox.clone()));
+        // A hostile member's frame: a send to a 60 KB group name it is not in.
+        let group = "g".repeat(60_000);
+        let send = format!(r#"{{"op":"send","id":1,"group":"{group}","message":1}}"#);
+        frames.send(send.into_bytes()).await.unwrap();
+        let reply = mailbox.next().await.unwrap();
+        assert!(reply.len() < 300, "a {} byte reply", reply.len());
+        drop(frames);
+        serving.await.unwrap();
+    }
 }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 use super::host::{member_mailbox, Groups};
 use super::mailbox::Mailbox;
 use super::wire::{self, ToHost};
-use super::{check_name, GroupError, MAILBOX_MESSAGES, MAX_MESSAGE_BYTES, PROTOCOL};
+use super::{check_name, GroupError, MAILBOX_BYTES, MAILBOX_MESSAGES, MAX_MESSAGE_BYTES, PROTOCOL};
 
 /// Pages (across all hosts) one peer's viewer keeps in groups at once.
 pub const MAX_PAGES: usize = 64;
@@ -26,6 +26,9 @@ const ANSWER_WAIT: Duration = Duration::from_secs(70);
 const OUTGOING: usize = 64;
 
 type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<(), String>>>>;
+
+/// One host's link once open, held while it is being opened.
+type LinkSlot = tokio::sync::Mutex<Option<Arc<Link>>>;
 
 /// One host's link.
 struct Link {
@@ -50,7 +53,9 @@ pub struct Links {
     me: Peer,
     own: Arc<Groups>,
     control: libp2p_stream::Control,
-    links: Mutex<HashMap<PeerId, Arc<Link>>>,
+    /// Per host, its link once open. Opening holds the host's slot, so pages that join a host at
+    /// once share one link: a second stream would replace the first at the host and end it.
+    links: Mutex<HashMap<PeerId, Arc<LinkSlot>>>,
     pages: Arc<AtomicU64>,
 }
 
@@ -94,7 +99,7 @@ impl Links {
                 return Err(e);
             }
         };
-        let mailbox = Mailbox::new(MAILBOX_MESSAGES);
+        let mailbox = Mailbox::new(MAILBOX_MESSAGES, MAILBOX_BYTES);
         let subscription = Subscription {
             mailbox: mailbox.clone(),
             link: link.clone(),
@@ -142,7 +147,9 @@ impl Links {
 
     /// The link to `host`, opened if needed.
     async fn link(&self, host: PeerId) -> Result<Arc<Link>, GroupError> {
-        if let Some(link) = lock(&self.links).get(&host).filter(|l| l.alive.load(Ordering::Acquire)) {
+        let slot = lock(&self.links).entry(host).or_default().clone();
+        let mut slot = slot.lock().await;
+        if let Some(link) = slot.as_ref().filter(|l| l.alive.load(Ordering::Acquire)) {
             return Ok(link.clone());
         }
         let (to_host, from_member) = mpsc::channel::<Vec<u8>>(OUTGOING);
@@ -165,7 +172,7 @@ impl Links {
             next_id: AtomicU64::new(1),
         });
         tokio::spawn(deliver(Arc::downgrade(&link), incoming));
-        lock(&self.links).insert(host, link.clone());
+        *slot = Some(link.clone());
         Ok(link)
     }
 }
@@ -199,6 +206,7 @@ async fn deliver(link: Weak<Link>, mut incoming: mpsc::Receiver<Arc<[u8]>>) {
         id: Option<u64>,
         group: Option<String>,
         error: Option<String>,
+        count: Option<u64>,
     }
     while let Some(frame) = incoming.recv().await {
         let Some(link) = link.upgrade() else { break };
@@ -209,11 +217,15 @@ async fn deliver(link: Weak<Link>, mut incoming: mpsc::Receiver<Arc<[u8]>>) {
                     let _ = reply.send(head.error.map_or(Ok(()), Err));
                 }
             }
-            (_, _, Some(group)) => {
+            (kind, _, Some(group)) => {
                 let pages = lock(&link.pages).get(&group).map(|g| g.mailboxes.clone()).unwrap_or_default();
                 let name: Arc<str> = group.into();
                 for page in pages.iter().filter_map(Weak::upgrade) {
-                    page.push(&name, &frame);
+                    // What the host missed adds up with what the page misses, not counted as one.
+                    match (kind, head.count) {
+                        ("missed", Some(count)) => page.add_missed(&name, count),
+                        _ => page.push(&name, &frame),
+                    }
                 }
             }
             _ => break,

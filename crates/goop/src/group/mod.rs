@@ -23,6 +23,9 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_GROUPS_PER_MEMBER: usize = 16;
 /// Messages waiting for one member (or one page) before the oldest are dropped.
 pub const MAILBOX_MESSAGES: usize = 128;
+/// Bytes of messages waiting for one member (or one page) before the oldest are dropped: 16
+/// of the largest. A visitor's peer holds at most this per page it has in a group.
+pub const MAILBOX_BYTES: usize = 1024 * 1024;
 /// Messages per minute one member may send to a host's groups (10 a second).
 pub const SENDS_PER_MINUTE: u32 = 600;
 /// Longest group name.

@@ -37,6 +37,11 @@ pub trait DataStore: Send + Sync {
     fn schema_error(&self) -> Option<String> {
         None
     }
+    /// The schema's spelling of `table` and of its columns (`None`: no such table). SQLite
+    /// names are case-insensitive; data hooks see a write as the schema spells it.
+    fn spelling(&self, _table: &str) -> Result<Option<(String, Vec<String>)>, String> {
+        Ok(None)
+    }
 }
 
 /// The serving side of a full peer. A client-only node (the remote CLI commands) has none.

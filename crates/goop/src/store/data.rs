@@ -55,6 +55,14 @@ impl Store {
         }
     }
 
+    /// The schema's spelling of `table` and its columns, `None` if there is no such table.
+    pub fn spelling(&self, table: &str) -> Result<Option<(String, Vec<String>)>, StoreError> {
+        self.refresh();
+        let conn = self.inner.pool.get(Instant::now() + REQUEST_TIME)?;
+        let found = schema::table(&conn, table)?;
+        Ok(found.map(|(name, columns)| (name, columns.into_iter().map(|c| c.name).collect())))
+    }
+
     fn answer(&self, caller: &str, request: &Value) -> Result<Value, StoreError> {
         let request = request::parse(request)?;
         let deadline = Instant::now() + REQUEST_TIME;

@@ -120,9 +120,21 @@
       },
     };
 
+    // The page's own callbacks: one that throws is reported like any uncaught error, and
+    // neither ends the stream (its next messages would be lost) nor makes the page join again.
+    function callback(f, value) {
+      try {
+        f(value);
+      } catch (e) {
+        setTimeout(function () {
+          throw e;
+        });
+      }
+    }
+
     function status(state) {
       handle.connected = state === "connected";
-      if (o.status) o.status(state);
+      if (o.status) callback(o.status, state);
     }
 
     function frame(line) {
@@ -134,9 +146,9 @@
         status("connected");
         settle.resolve(handle);
       } else if (f.type === "message") {
-        onMessage(f.message);
+        callback(onMessage, f.message);
       } else if (f.type === "missed" && o.missed) {
-        o.missed(f.count);
+        callback(o.missed, f.count);
       }
     }
 
