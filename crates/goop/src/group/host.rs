@@ -92,7 +92,11 @@ impl Groups {
     /// A newer session of the same peer ends this one. When it ends, the member leaves every
     /// group it was in.
     pub async fn serve(self: Arc<Self>, peer: Peer, mut frames: mpsc::Receiver<Vec<u8>>, mailbox: Arc<Mailbox>) {
-        let session = self.open(&peer, mailbox.clone());
+        let (session, replaced) = self.open(&peer, mailbox.clone());
+        // The scripts hear every join matched by a leave, a replaced session's too.
+        for group in replaced {
+            let _ = self.hook(LEAVE, &peer, vec![json!(group), peer_value(&peer)]).await;
+        }
         while let Some(frame) = frames.recv().await {
             let reply = match serde_json::from_slice::<ToHost>(&frame) {
                 Err(e) => {
@@ -120,19 +124,22 @@ impl Groups {
         self.close(&peer, session).await;
     }
 
-    fn open(&self, peer: &Peer, mailbox: Arc<Mailbox>) -> u64 {
+    /// Registers the session; returns its number and the groups a session it replaced was in.
+    fn open(&self, peer: &Peer, mailbox: Arc<Mailbox>) -> (u64, BTreeSet<String>) {
         let mut state = self.state();
         state.next_session += 1;
         let session = state.next_session;
         let member = Member { label: peer.label.clone(), session, mailbox, groups: BTreeSet::new() };
+        let mut left = BTreeSet::new();
         if let Some(old) = state.members.insert(peer.id.clone(), member) {
             // The old session's groups are not carried over: its pages join again.
             old.mailbox.close();
-            for group in old.groups {
-                remove(&mut state.groups, &group, &peer.id);
+            for group in &old.groups {
+                remove(&mut state.groups, group, &peer.id);
             }
+            left = old.groups;
         }
-        session
+        (session, left)
     }
 
     async fn join(&self, peer: &Peer, session: u64, group: &str) -> Result<(), String> {
@@ -147,14 +154,26 @@ impl Groups {
                 return Err(format!("a peer may be in at most {MAX_GROUPS_PER_MEMBER} groups here"));
             }
         }
+        // A member only once its hook said yes: a peer that is refused never gets a frame of the
+        // group, even one sent while the hook ran (so what `on_group_join` sends reaches the
+        // members already in, not the joiner).
         self.hook(JOIN, peer, vec![json!(group), peer_value(peer)]).await?;
+        if self.enter(peer, session, group) {
+            Ok(())
+        } else {
+            Err("not a member".into())
+        }
+    }
+
+    /// Puts the session's member into `group`; false when the session is gone.
+    fn enter(&self, peer: &Peer, session: u64, group: &str) -> bool {
         let mut state = self.state();
         let Some(member) = state.members.get_mut(&peer.id).filter(|m| m.session == session) else {
-            return Err("not a member".into());
+            return false;
         };
         member.groups.insert(group.to_string());
         state.groups.entry(group.to_string()).or_default().insert(peer.id.clone());
-        Ok(())
+        true
     }
 
     async fn leave(&self, peer: &Peer, session: u64, group: &str) {

@@ -160,8 +160,12 @@ impl Links {
             tokio::spawn(self.own.clone().serve(self.me.clone(), from_member, mailbox.clone()));
             tokio::spawn(wire::drain(mailbox, from_host));
         } else {
-            let stream = self.control.clone().open_stream(host, PROTOCOL).await;
-            let stream = stream.map_err(|e| GroupError::Unreachable(format!("cannot reach the host: {e}")))?;
+            let opened = tokio::time::timeout(ANSWER_WAIT, self.control.clone().open_stream(host, PROTOCOL)).await;
+            let stream = match opened {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return Err(GroupError::Unreachable(format!("cannot reach the host: {e}"))),
+                Err(_) => return Err(GroupError::Unreachable("cannot reach the host: timed out".into())),
+            };
             tokio::spawn(wire::member_leg(stream, from_member, from_host));
         }
         let link = Arc::new(Link {
@@ -182,11 +186,14 @@ impl Link {
     async fn ask(&self, id: u64, frame: ToHost) -> Result<(), GroupError> {
         let (reply, answer) = oneshot::channel();
         lock(&self.pending).insert(id, reply);
-        if self.out.send(frame.encode()).await.is_err() {
+        let started = tokio::time::Instant::now();
+        // The queue to the host is full only while the host does not read: the wait is bounded.
+        let sent = tokio::time::timeout(ANSWER_WAIT, self.out.send(frame.encode())).await;
+        if !matches!(sent, Ok(Ok(()))) {
             lock(&self.pending).remove(&id);
-            return Err(GroupError::Unreachable("the link to the host is closed".into()));
+            return Err(GroupError::Unreachable("the link to the host is closed or stuck".into()));
         }
-        match tokio::time::timeout(ANSWER_WAIT, answer).await {
+        match tokio::time::timeout_at(started + ANSWER_WAIT, answer).await {
             Ok(Ok(result)) => result.map_err(GroupError::Refused),
             Ok(Err(_)) => Err(GroupError::Unreachable("the link to the host closed".into())),
             Err(_) => {
