@@ -119,8 +119,8 @@ fn the_helper_keeps_its_identity_and_relays_between_two_peers() {
     });
 }
 
-/// The peer list a viewer's `/api/status` shows.
-fn peers(viewer_port: u16) -> Vec<serde_json::Value> {
+/// A viewer's `/api/status`.
+fn status(viewer_port: u16) -> serde_json::Value {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", viewer_port)).unwrap();
     let request = format!("GET /api/status HTTP/1.1\r\nHost: localhost:{viewer_port}\r\nConnection: close\r\n\r\n");
@@ -128,8 +128,12 @@ fn peers(viewer_port: u16) -> Vec<serde_json::Value> {
     let mut raw = String::new();
     stream.read_to_string(&mut raw).unwrap();
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    let status: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    status["peers"].as_array().cloned().unwrap_or_default()
+    serde_json::from_str(body).unwrap_or_default()
+}
+
+/// The peer list a viewer's `/api/status` shows.
+fn peers(viewer_port: u16) -> Vec<serde_json::Value> {
+    status(viewer_port)["peers"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
@@ -154,6 +158,12 @@ fn peers_find_each_other_through_a_helper_and_dial_by_peer_id() {
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!("B found A through the helper after {:?}", started.elapsed());
+    // The helper's AutoNAT found A reachable (on loopback, directly): its dashboard says so.
+    let a_self = status(a.viewer_port)["self"].clone();
+    assert_eq!(
+        (a_self["reachability"].as_str(), a_self["relayed"].as_array().map(Vec::len)),
+        (Some("public"), Some(0))
+    );
 
     // Knowing only A's peer ID and the helper: the CLI (as B's identity) calls A's function.
     let b_path = b_dir.path().to_str().unwrap();

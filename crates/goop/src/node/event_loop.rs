@@ -134,6 +134,7 @@ impl EventLoop {
                         id: *id,
                         label: self.labels.get(id),
                         connected: seen.connections > 0,
+                        relayed: seen.connections > 0 && seen.relayed == seen.connections,
                         addrs: seen.addrs.clone(),
                     })
                     .collect();
@@ -148,6 +149,10 @@ impl EventLoop {
                 self.reach.listening(&mut self.swarm, &address);
                 self.addrs.send_modify(|a| a.push(address));
             }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.reach.expired(&address);
+                self.addrs.send_modify(|a| a.retain(|x| *x != address));
+            }
             SwarmEvent::ExternalAddrConfirmed { address } => {
                 tracing::info!("publicly reachable at {address}");
                 self.reach.external_confirmed(&mut self.swarm);
@@ -156,12 +161,15 @@ impl EventLoop {
                 if num_established.get() == 1 {
                     self.peer_changed(crate::events::PEER_CONNECT, peer_id);
                     self.reach.connected(&mut self.swarm, peer_id);
-                    self.peers_changed();
                 }
+                // A direct connection beside a relayed one (hole punching) changes the list too.
+                self.peers_changed();
+                let relayed = is_relayed(endpoint.get_remote_address());
                 let addr = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
                 let reply = self.dials.remove(&connection_id);
                 let seen = self.known.see_kept(peer_id, addr);
                 seen.connections += 1;
+                seen.relayed += u32::from(relayed);
                 seen.contacted |= reply.is_some();
                 // The dialer swaps labels — before an explicit dial completes, so the first
                 // request carries one; also for dials a request made by itself (mDNS peers).
@@ -170,13 +178,13 @@ impl EventLoop {
                     self.requests.insert((Proto::Profile, id), Pending::Profile(reply));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                self.known.disconnected(&peer_id);
+            SwarmEvent::ConnectionClosed { peer_id, num_established, endpoint, .. } => {
+                self.known.disconnected(&peer_id, is_relayed(endpoint.get_remote_address()));
                 if num_established == 0 {
                     self.peer_changed(crate::events::PEER_DISCONNECT, peer_id);
                     self.reach.disconnected(&peer_id);
-                    self.peers_changed();
                 }
+                self.peers_changed();
             }
             SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                 if let Some(reply) = self.dials.remove(&connection_id) {
@@ -323,6 +331,11 @@ impl EventLoop {
 
 /// Why a dial failed, in a few words ("connection refused") rather than libp2p's nested report
 /// of every transport layer.
+/// Whether a connection to `addr` goes through a helper's relay.
+fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit)
+}
+
 fn dial_failure(error: &DialError) -> String {
     match error {
         DialError::Transport(attempts) => match attempts.first() {

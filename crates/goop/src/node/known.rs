@@ -16,6 +16,8 @@ const MAX_ADDRS: usize = 8;
 pub struct Seen {
     pub addrs: Vec<Multiaddr>,
     pub connections: u32,
+    /// Of those, the ones through a helper's relay.
+    pub relayed: u32,
     /// The owner dialed it or sent it a request: it stays until the node stops.
     pub contacted: bool,
     /// When it was last seen, on the list's own clock: the oldest unused one goes first.
@@ -72,9 +74,12 @@ impl Known {
         }
     }
 
-    pub fn disconnected(&mut self, peer: &PeerId) {
+    pub fn disconnected(&mut self, peer: &PeerId, relayed: bool) {
         if let Some(seen) = self.peers.get_mut(peer) {
             seen.connections = seen.connections.saturating_sub(1);
+            if relayed {
+                seen.relayed = seen.relayed.saturating_sub(1);
+            }
         }
     }
 
@@ -138,7 +143,7 @@ mod tests {
         assert_eq!(kept_flood, MAX_KNOWN - 2);
 
         // A peer that disconnects may then go; the dialed one never does.
-        known.disconnected(&connected);
+        known.disconnected(&connected, false);
         for i in 0..MAX_KNOWN as u32 {
             known.see(PeerId::random(), Some(addr(i)));
         }

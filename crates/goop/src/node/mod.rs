@@ -9,6 +9,7 @@ mod event_loop;
 mod inbound;
 mod known;
 mod reach;
+pub use reach::Reachability;
 pub mod services;
 
 use std::collections::HashMap;
@@ -142,6 +143,8 @@ pub struct KnownPeer {
     /// What it announced; display text only.
     pub label: String,
     pub connected: bool,
+    /// Connected only through a helper's relay (no direct connection).
+    pub relayed: bool,
     /// Where it was seen (mDNS or a connection).
     pub addrs: Vec<Multiaddr>,
 }
@@ -156,6 +159,7 @@ pub struct Node {
     peers: watch::Receiver<u64>,
     labels: Labels,
     streams: libp2p_stream::Control,
+    reachability: watch::Receiver<Reachability>,
 }
 
 impl Node {
@@ -212,7 +216,8 @@ impl Node {
         let (peers_tx, peers) = watch::channel(0);
         let labels = Labels::default();
         let streams = swarm.behaviour().streams.new_control();
-        let reach = reach::Reach::new(&config.relays).map_err(NodeError::Start)?;
+        let (shown, reachability) = watch::channel(Reachability::default());
+        let reach = reach::Reach::new(&config.relays, shown).map_err(NodeError::Start)?;
         let node = Node {
             peer_id: key.public().to_peer_id(),
             commands: commands.clone(),
@@ -221,6 +226,7 @@ impl Node {
             peers,
             labels: labels.clone(),
             streams,
+            reachability,
         };
         let event_loop = EventLoop {
             swarm,
@@ -244,6 +250,11 @@ impl Node {
 
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Whether others can reach this peer directly, and its relayed addresses.
+    pub fn reachability(&self) -> Reachability {
+        self.reachability.borrow().clone()
     }
 
     /// Opens and accepts long-lived streams (the group protocol).

@@ -10,6 +10,7 @@ use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
 use libp2p::rendezvous::{self, Cookie, Namespace};
 use libp2p::{Multiaddr, PeerId, Swarm};
+use tokio::sync::watch;
 
 use super::behaviour::Behaviour;
 use super::known::Known;
@@ -28,9 +29,25 @@ struct Helper {
     cookie: Option<Cookie>,
 }
 
+/// This peer's reachability, as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reachability {
+    /// `public`, `private` or `unknown` (no helper has told yet).
+    pub status: &'static str,
+    /// Addresses at helpers through which others reach this peer.
+    pub relayed: Vec<Multiaddr>,
+}
+
+impl Default for Reachability {
+    fn default() -> Self {
+        Reachability { status: "unknown", relayed: Vec::new() }
+    }
+}
+
 pub struct Reach {
     helpers: Vec<Helper>,
     status: NatStatus,
+    shown: watch::Sender<Reachability>,
 }
 
 fn namespace() -> Namespace {
@@ -39,7 +56,7 @@ fn namespace() -> Namespace {
 
 impl Reach {
     /// The helpers at `relays`; each address must end in `/p2p/<helper ID>`.
-    pub fn new(relays: &[Multiaddr]) -> Result<Reach, String> {
+    pub fn new(relays: &[Multiaddr], shown: watch::Sender<Reachability>) -> Result<Reach, String> {
         let mut helpers = Vec::new();
         for addr in relays {
             let Some(Protocol::P2p(id)) = addr.iter().last() else {
@@ -49,7 +66,7 @@ impl Reach {
                 Helper { id, addr: addr.clone(), connected: false, reservation: None, registered: false, cookie: None };
             helpers.push(helper);
         }
-        Ok(Reach { helpers, status: NatStatus::Unknown })
+        Ok(Reach { helpers, status: NatStatus::Unknown, shown })
     }
 
     /// Dials every helper not connected now; asks the connected ones for peers again.
@@ -94,6 +111,12 @@ impl Reach {
         let autonat::Event::StatusChanged { new, .. } = event else { return };
         tracing::info!("reachability: {new:?}");
         self.status = new;
+        let status = match self.status {
+            NatStatus::Public(_) => "public",
+            NatStatus::Private => "private",
+            NatStatus::Unknown => "unknown",
+        };
+        self.shown.send_modify(|r| r.status = status);
         for helper in &mut self.helpers {
             match self.status {
                 NatStatus::Private if helper.connected => reserve(swarm, helper),
@@ -113,11 +136,21 @@ impl Reach {
             return;
         }
         tracing::info!("reachable through a helper at {addr}");
+        self.shown.send_modify(|r| r.relayed.push(addr.clone()));
         swarm.add_external_address(addr.clone());
         for helper in self.helpers.iter_mut().filter(|h| h.connected) {
             helper.registered = false;
             register(swarm, helper);
         }
+    }
+
+    /// A listen address went away (a relay slot given up or lost).
+    pub fn expired(&mut self, addr: &Multiaddr) {
+        self.shown.send_if_modified(|r| {
+            let before = r.relayed.len();
+            r.relayed.retain(|a| a != addr);
+            r.relayed.len() != before
+        });
     }
 
     /// An external address was confirmed (AutoNAT found this peer public): register with it.

@@ -35,8 +35,11 @@ async fn status(viewer: &Viewer) -> Value {
     let me = viewer.node.peer_id();
     let addrs: Vec<String> = viewer.node.watch_addrs().borrow().iter().map(|a| format!("{a}/p2p/{me}")).collect();
     let (scripting, scripts) = scripts(viewer);
+    let reach = viewer.node.reachability();
+    let relayed: Vec<String> = reach.relayed.iter().map(|a| format!("{a}/p2p/{me}")).collect();
     json!({
-        "self": { "id": me.to_string(), "label": viewer.me.label, "addrs": addrs, "site": viewer.hosts.site_url(&me) },
+        "self": { "id": me.to_string(), "label": viewer.me.label, "addrs": addrs, "site": viewer.hosts.site_url(&me),
+                  "reachability": reach.status, "relayed": relayed },
         "schema_error": schema_error(viewer).await,
         "scripting": scripting,
         "peers": peers(viewer).await,
@@ -56,6 +59,8 @@ pub(super) async fn peers(viewer: &Viewer) -> Vec<Value> {
                 "id": p.id.to_string(),
                 "label": p.label,
                 "connected": p.connected,
+                // How this peer is connected to it now: straight, or through a helper's relay.
+                "connection": p.connected.then_some(if p.relayed { "relayed" } else { "direct" }),
                 "addrs": p.addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "site": viewer.hosts.site_url(&p.id),
             })

@@ -33,7 +33,10 @@ function renderSelf(self) {
   $("self-id").textContent = self.id;
   $("self-site").href = self.site;
   const list = $("self-addrs");
-  list.replaceChildren(...self.addrs.map((a) => el("li", a)));
+  const relayed = (self.relayed || []).map((a) => el("li", a + "  (through a helper)"));
+  list.replaceChildren(...self.addrs.map((a) => el("li", a)), ...relayed);
+  const reach = { public: "reachable directly", private: "behind a NAT: reached through helpers", unknown: "reachability unknown" };
+  $("self-reach").textContent = reach[self.reachability] || "";
 }
 
 function renderPeers(peers) {
@@ -48,7 +51,8 @@ function renderPeers(peers) {
       const id = row.appendChild(el("td"));
       id.appendChild(el("code", short(p.id))).title = p.id;
       row.appendChild(el("td", p.label));
-      row.appendChild(el("td", p.connected ? "connected" : "discovered", p.connected ? "on" : "off"));
+      const state = p.connected ? (p.connection === "relayed" ? "connected (relayed)" : "connected") : "discovered";
+      row.appendChild(el("td", state, p.connected ? "on" : "off"));
       const link = row.appendChild(el("td")).appendChild(el("a", "open site"));
       link.href = p.site;
       link.className = "site-link";
