@@ -8,28 +8,15 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::page::post;
 use common::*;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Writes one POST to the viewer on `port` as a page of `site` sends it.
-fn request(port: u16, site: &str, path: &str, body: &Value) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let body = body.to_string();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {site}\r\nOrigin: http://{site}\r\nContent-Type: application/json\r\n\
-         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream
-}
-
 /// `POST /_goop/group/send`: Ok, or the host's reason.
 fn send(port: u16, site: &str, text: &str) -> Result<(), String> {
-    let mut stream = request(port, site, "/_goop/group/send", &json!({"group": "chat", "message": {"text": text}}));
+    let mut stream = post(port, site, "/_goop/group/send", &json!({"group": "chat", "message": {"text": text}}));
     let mut raw = String::new();
     let _ = stream.read_to_string(&mut raw);
     let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
@@ -50,7 +37,7 @@ struct Page {
 }
 
 fn join(port: u16, site: &str) -> Page {
-    let stream = request(port, site, "/_goop/group/join", &json!({"group": "chat"}));
+    let stream = post(port, site, "/_goop/group/join", &json!({"group": "chat"}));
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut status = String::new();
     reader.read_line(&mut status).unwrap();

@@ -3,31 +3,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::page::{origin, post};
 use common::{folder, goop, peak_memory_kib, peer_id, run, run_with, stdout};
-use goop::viewer::origin::Hosts;
 use serde_json::json;
-
-/// The origin of `peer`'s site on a viewer at `port`.
-fn origin(port: u16, peer: &str) -> String {
-    let url = Hosts { port }.site_url(&peer.parse().unwrap());
-    url.trim_start_matches("http://").trim_end_matches('/').to_string()
-}
 
 /// A page's join: the open stream, its headers read, or the refusal's status line and body.
 fn join(port: u16, host: &str, group: &str) -> Result<BufReader<TcpStream>, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let (host, body) = (origin(port, host), json!({ "group": group }).to_string());
-    let request = format!(
-        "POST /_goop/group/join HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
-         Content-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
+    let stream = post(port, &origin(port, host), "/_goop/group/join", &json!({ "group": group }));
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
     reader.read_line(&mut status).unwrap();

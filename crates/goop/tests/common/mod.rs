@@ -1,6 +1,8 @@
 //! Helpers for tests that drive the `goop` binary: peer folders and running peers on loopback.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod page;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
