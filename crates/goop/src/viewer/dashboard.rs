@@ -32,19 +32,24 @@ pub async fn answer(viewer: &Viewer, method: &Method, path: &str, body: &[u8]) -
 }
 
 async fn status(viewer: &Viewer) -> Value {
-    let me = viewer.node.peer_id();
-    let addrs: Vec<String> = viewer.node.watch_addrs().borrow().iter().map(|a| format!("{a}/p2p/{me}")).collect();
     let (scripting, scripts) = scripts(viewer);
-    let reach = viewer.node.reachability();
-    let relayed: Vec<String> = reach.relayed.iter().map(|a| format!("{a}/p2p/{me}")).collect();
     json!({
-        "self": { "id": me.to_string(), "label": viewer.me.label, "addrs": addrs, "site": viewer.hosts.site_url(&me),
-                  "reachability": reach.status, "relayed": relayed },
+        "self": me(viewer),
         "schema_error": schema_error(viewer).await,
         "scripting": scripting,
         "peers": peers(viewer).await,
         "scripts": scripts,
     })
+}
+
+/// This peer as the page shows it: its addresses, its reachability and its relayed addresses.
+pub(super) fn me(viewer: &Viewer) -> Value {
+    let me = viewer.node.peer_id();
+    let addrs: Vec<String> = viewer.node.watch_addrs().borrow().iter().map(|a| format!("{a}/p2p/{me}")).collect();
+    let reach = viewer.node.reachability();
+    let relayed: Vec<String> = reach.relayed.iter().map(|a| format!("{a}/p2p/{me}")).collect();
+    json!({ "id": me.to_string(), "label": viewer.me.label, "addrs": addrs, "site": viewer.hosts.site_url(&me),
+            "reachability": reach.status, "relayed": relayed })
 }
 
 /// The peers this peer knows, as the page lists them.

@@ -4,8 +4,8 @@
 //! Events: `ready` (the stream is up: fetch everything once), `inbox` (a direct message was
 //! kept: `{from, label, content}`), `missed` (this stream fell more than the node's
 //! [`INCOMING_KEPT`](crate::node::INCOMING_KEPT) messages behind: fetch the inbox again),
-//! `peers` (`{peers: [...]}`, as in `/api/status`), `status` (`{scripting, scripts,
-//! schema_error}`, as in `/api/status`).
+//! `peers` (`{peers: [...]}`, as in `/api/status`), `status` (`{self, scripting, scripts,
+//! schema_error}`, as in `/api/status`: addresses and reachability, scripts, schema).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -97,7 +97,12 @@ fn event(name: &str, data: &Value) -> Event {
 
 async fn status(viewer: &Viewer) -> Value {
     let (scripting, scripts) = dashboard::scripts(viewer);
-    json!({ "scripting": scripting, "scripts": scripts, "schema_error": dashboard::schema_error(viewer).await })
+    json!({
+        "self": dashboard::me(viewer),
+        "scripting": scripting,
+        "scripts": scripts,
+        "schema_error": dashboard::schema_error(viewer).await,
+    })
 }
 
 /// What a stream waits on.

@@ -177,6 +177,7 @@ function listen() {
   on("missed", () => refresh());
   on("peers", (data) => renderPeers(data.peers));
   on("status", (data) => {
+    renderSelf(data.self);
     renderSchema(data.schema_error);
     renderScripts(data.scripting, data.scripts);
   });
