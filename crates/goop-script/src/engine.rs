@@ -285,14 +285,13 @@ impl Engine {
         mut args: Vec<Json>,
         mut next: impl FnMut(&HandlerRun, &mut Vec<Json>) -> ControlFlow<()>,
     ) -> Result<Fired, Error> {
-        if !self.shared.config.events.iter().any(|e| e.name == name) {
-            return Err(Error::UnknownEvent(name.to_string()));
-        }
+        let event = self.shared.config.events.iter().find(|e| e.name == name);
+        let metered = !event.ok_or_else(|| Error::UnknownEvent(name.to_string()))?.closing;
         let handlers = read(&self.shared.registry).handlers.get(name).cloned().unwrap_or_default();
         let mut fired = Fired::default();
         for script in handlers {
             let entry = Entry::Handler { name, args: &args };
-            let result = match self.shared.invoke(&script, entry, caller, Extensions::default()) {
+            let result = match self.shared.run(&script, entry, caller, Extensions::default(), metered) {
                 Ok(Output::Values(values)) => Ok(values),
                 Ok(_) => Err(Error::Setup("handler produced no values".into())),
                 Err(e) => Err(e),
@@ -399,8 +398,20 @@ impl Shared {
         caller: &Peer,
         extensions: Extensions,
     ) -> Result<Output, Error> {
+        self.run(script, entry, caller, extensions, true)
+    }
+
+    /// [`Shared::invoke`]; `metered` false skips the caller's rate limits (its worker share holds).
+    fn run(
+        &self,
+        script: &Script,
+        entry: Entry<'_>,
+        caller: &Peer,
+        extensions: Extensions,
+        metered: bool,
+    ) -> Result<Output, Error> {
         let remote = caller.id != self.config.local.id;
-        if remote {
+        if remote && metered {
             self.limits.check(&caller.id, &script.name, script.metadata.rate_limit)?;
         }
         let holder = remote.then_some(caller.id.as_str());

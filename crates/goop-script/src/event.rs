@@ -16,17 +16,26 @@ pub struct Event {
     pub name: String,
     /// A handler returning `true` stops the chain: later scripts do not see the event.
     pub consumable: bool,
+    /// It closes what an earlier event opened (a leave, a disconnect): not charged to the
+    /// caller's rate limits, so a script that heard the opening always hears the closing. The
+    /// host fires it at most once per opening it fired, which bounds it.
+    pub closing: bool,
 }
 
 impl Event {
     /// An event every handler sees.
     pub fn new(name: impl Into<String>) -> Event {
-        Event { name: name.into(), consumable: false }
+        Event { name: name.into(), consumable: false, closing: false }
     }
 
     /// An event the first handler returning `true` consumes.
     pub fn consumable(name: impl Into<String>) -> Event {
-        Event { name: name.into(), consumable: true }
+        Event { name: name.into(), consumable: true, closing: false }
+    }
+
+    /// An event that closes what an earlier one opened (see [`Event::closing`](Event#structfield.closing)).
+    pub fn closing(name: impl Into<String>) -> Event {
+        Event { name: name.into(), consumable: false, closing: true }
     }
 }
 

@@ -224,3 +224,19 @@ fn fire_with_lets_the_host_chain_handlers_as_filters() {
     let fired = engine.fire_with("before_insert", &visitor(), vec![json!({"body": "nope"})], filter).unwrap();
     assert_eq!((fired.runs.len(), fired.consumed_by.as_deref()), (3, Some("c_refuse")));
 }
+
+#[test]
+fn a_closing_event_is_not_charged_to_the_callers_rate_limit() {
+    let site = Site::new();
+    site.write("presence.lua", "function on_join() return 'in' end\nfunction on_leave() return 'out' end");
+    let mut config = site.config();
+    config.rate_limit_per_peer = 1;
+    config.events = vec![Event::new("on_join"), Event::closing("on_leave")];
+    let engine = Engine::new(config).unwrap();
+    let result = |name: &str| engine.fire(name, &visitor(), &[]).unwrap().runs[0].result.clone();
+    assert_eq!(result("on_join"), Ok(vec![json!("in")]));
+    assert!(matches!(result("on_join"), Err(Error::RateLimited(_))), "1 a minute for plain events");
+    for _ in 0..3 {
+        assert_eq!(result("on_leave"), Ok(vec![json!("out")]));
+    }
+}

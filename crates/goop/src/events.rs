@@ -1,6 +1,7 @@
 //! The events goop fires into its scripts: their names (declared to the engine) and what each
 //! one carries. Handlers are global functions in any script (`function on_message(msg) … end`).
 
+use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock, Weak};
@@ -23,15 +24,20 @@ const PEER_EVENT_THREADS: usize = 4;
 /// their connections faster than scripts run) events are dropped, not queued without bound.
 const PENDING_PER_THREAD: usize = 16;
 
+/// Connected peers one events thread remembers (a connection cap is far below it).
+const MAX_OPEN: usize = 16_384;
+
 /// A peer event waiting for its engine's scripts.
 type PeerEvent = (Weak<Engine>, &'static str, Peer);
 
 /// Every event a peer's scripts may handle, data hooks (`write_hooks.rs`) and group hooks
 /// (`group/`) included.
 pub fn declared() -> Vec<Event> {
-    let peer = [PEER_CONNECT, PEER_DISCONNECT, MESSAGE, SCHEDULE];
-    let groups = [crate::group::JOIN, crate::group::MESSAGE, crate::group::LEAVE];
-    peer.into_iter().chain(crate::write_hooks::ALL).chain(groups).map(Event::new).collect()
+    let plain = [PEER_CONNECT, MESSAGE, SCHEDULE, crate::group::JOIN, crate::group::MESSAGE];
+    let mut events: Vec<Event> = plain.into_iter().chain(crate::write_hooks::ALL).map(Event::new).collect();
+    // A presence script must hear every leave whose join it heard, past the rate limits too.
+    events.extend([PEER_DISCONNECT, crate::group::LEAVE].map(Event::closing));
+    events
 }
 
 /// Fires `event` with `args` for `caller`; a handler's failure is logged, never the caller's
@@ -57,7 +63,8 @@ pub fn fire(engine: &Engine, event: &str, caller: &Peer, args: &[serde_json::Val
 /// thread its ID picks, so its disconnect never overtakes its connect (a presence list would
 /// keep a gone peer online); a peer with slow handlers holds up a quarter of the others at most.
 pub fn peer_changed(engine: &Arc<Engine>, event: &'static str, peer: Peer) {
-    if !engine.handles(event) {
+    // A connect goes through when only the disconnect is handled: it is what lets that run.
+    if !engine.handles(PEER_CONNECT) && !engine.handles(PEER_DISCONNECT) {
         return;
     }
     let (hasher, queues) = peer_events();
@@ -76,8 +83,20 @@ fn peer_events() -> &'static (RandomState, Vec<SyncSender<PeerEvent>>) {
         for n in 0..PEER_EVENT_THREADS {
             let (queue, events) = sync_channel::<PeerEvent>(PENDING_PER_THREAD);
             let runner = move || {
+                // Peers whose connect this thread delivered: a disconnect (not rate limited) is
+                // run once per connect, never for one the scripts did not hear.
+                let mut open = HashSet::new();
                 for (engine, event, peer) in events {
-                    if let Some(engine) = engine.upgrade() {
+                    let Some(engine) = engine.upgrade() else { continue };
+                    let heard = if event == PEER_DISCONNECT {
+                        open.remove(&peer.id)
+                    } else {
+                        if open.len() < MAX_OPEN {
+                            open.insert(peer.id.clone());
+                        }
+                        true
+                    };
+                    if heard {
                         let arg = json!({ "id": peer.id, "label": peer.label });
                         fire(&engine, event, &peer, &[arg]);
                     }

@@ -123,7 +123,6 @@ function handle() return goop.json.encode({ online = goop.kv.get('online') }) en
 }
 
 #[test]
-#[ignore = "a disconnect is rate limited like any call: see the report (fix: exempt a closing event whose opening ran)"]
 fn a_disconnect_is_heard_even_past_the_callers_rate_limit() {
     const PRESENCE: &str = r#"
 function on_peer_connect(p) goop.kv.set('online', true) end
