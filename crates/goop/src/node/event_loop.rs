@@ -154,7 +154,11 @@ impl EventLoop {
                 self.addrs.send_modify(|a| a.retain(|x| *x != address));
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
-                tracing::info!("publicly reachable at {address}");
+                // The relayed address `reach` confirms itself comes here too: that one is not
+                // a public address of this peer (`reach` has logged it already).
+                if !is_relayed(&address) {
+                    tracing::info!("publicly reachable at {address}");
+                }
                 self.reach.external_confirmed(&mut self.swarm);
             }
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {

@@ -217,7 +217,7 @@ impl Node {
         let labels = Labels::default();
         let streams = swarm.behaviour().streams.new_control();
         let (shown, reachability) = watch::channel(Reachability::default());
-        let reach = reach::Reach::new(&config.relays, shown).map_err(NodeError::Start)?;
+        let reach = reach::Reach::new(&config.relays, !config.listen.is_empty(), shown).map_err(NodeError::Start)?;
         let node = Node {
             peer_id: key.public().to_peer_id(),
             commands: commands.clone(),

@@ -3,6 +3,7 @@
 //! reachable (and advertises the relayed address), registers at their rendezvous and discovers
 //! the other goop peers registered there. libp2p's DCUtR then upgrades relayed connections.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use libp2p::autonat::{self, NatStatus};
@@ -27,6 +28,8 @@ struct Helper {
     reservation: Option<ListenerId>,
     registered: bool,
     cookie: Option<Cookie>,
+    /// Not dialed at start: waiting for a listen address to dial it from (see `refresh`).
+    waiting: bool,
 }
 
 /// This peer's reachability, as the dashboard shows it.
@@ -48,6 +51,13 @@ pub struct Reach {
     helpers: Vec<Helper>,
     status: NatStatus,
     shown: watch::Sender<Reachability>,
+    /// This node listens (a peer, not the CLI's client node): helpers are dialed from its
+    /// listening port.
+    listens: bool,
+    /// The IP addresses it listens on with TCP so far.
+    listen_ips: Vec<IpAddr>,
+    /// `refresh` ran before.
+    refreshed: bool,
 }
 
 fn namespace() -> Namespace {
@@ -56,27 +66,45 @@ fn namespace() -> Namespace {
 
 impl Reach {
     /// The helpers at `relays`; each address must end in `/p2p/<helper ID>`.
-    pub fn new(relays: &[Multiaddr], shown: watch::Sender<Reachability>) -> Result<Reach, String> {
+    /// `listens`: the node has listen addresses to come (it dials helpers from one of them).
+    pub fn new(relays: &[Multiaddr], listens: bool, shown: watch::Sender<Reachability>) -> Result<Reach, String> {
         let mut helpers = Vec::new();
         for addr in relays {
             let Some(Protocol::P2p(id)) = addr.iter().last() else {
                 return Err(format!("relay {addr} must end in /p2p/<its peer ID>"));
             };
-            let helper =
-                Helper { id, addr: addr.clone(), connected: false, reservation: None, registered: false, cookie: None };
+            let helper = Helper {
+                id,
+                addr: addr.clone(),
+                connected: false,
+                reservation: None,
+                registered: false,
+                cookie: None,
+                waiting: false,
+            };
             helpers.push(helper);
         }
-        Ok(Reach { helpers, status: NatStatus::Unknown, shown })
+        Ok(Reach { helpers, status: NatStatus::Unknown, shown, listens, listen_ips: Vec::new(), refreshed: false })
     }
 
     /// Dials every helper not connected now; asks the connected ones for peers again.
+    ///
+    /// At start, a listening peer dials a helper only once it listens on an address TCP can
+    /// dial it from: libp2p dials from the listening port only then, and otherwise from a
+    /// fresh one, which is the port the helper sees and tells others for hole punching — a
+    /// port the NAT maps to nothing this peer dials from, so every hole punch would miss. Such
+    /// a helper is dialed when that address comes (`listening`), or at the next refresh.
     pub fn refresh(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let first = !std::mem::replace(&mut self.refreshed, true);
         for helper in &mut self.helpers {
             if helper.connected {
                 let cookie = helper.cookie.clone();
                 swarm.behaviour_mut().rendezvous.discover(Some(namespace()), cookie, Some(MAX_DISCOVERED), helper.id);
-            } else if let Err(e) = swarm.dial(helper.addr.clone()) {
-                tracing::warn!("cannot dial helper {}: {e}", helper.addr);
+            } else if first && self.listens && !can_dial_from(&self.listen_ips, &helper.addr) {
+                helper.waiting = true;
+            } else {
+                helper.waiting = false;
+                dial(swarm, helper);
             }
         }
     }
@@ -131,8 +159,20 @@ impl Reach {
     }
 
     /// A new listen address: a relayed one is where others reach this peer, so it is advertised.
+    /// A plain one may be what a helper waits for to be dialed from (`refresh`).
     pub fn listening(&mut self, swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) {
         if !addr.iter().any(|p| p == Protocol::P2pCircuit) {
+            // TCP's: libp2p's TCP transport dials from the port of a TCP listener only.
+            let tcp = addr.iter().any(|p| matches!(p, Protocol::Tcp(_)));
+            if let (true, Some(ip)) = (tcp, ip_of(addr)) {
+                self.listen_ips.push(ip);
+                for helper in self.helpers.iter_mut().filter(|h| h.waiting) {
+                    if can_dial_from(&self.listen_ips, &helper.addr) {
+                        helper.waiting = false;
+                        dial(swarm, helper);
+                    }
+                }
+            }
             return;
         }
         tracing::info!("reachable through a helper at {addr}");
@@ -193,6 +233,31 @@ impl Reach {
             Event::Expired { peer } => tracing::debug!("registration of {peer} expired"),
         }
     }
+}
+
+fn dial(swarm: &mut Swarm<Behaviour>, helper: &Helper) {
+    if let Err(e) = swarm.dial(helper.addr.clone()) {
+        tracing::warn!("cannot dial helper {}: {e}", helper.addr);
+    }
+}
+
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+/// Whether libp2p's TCP transport would dial `helper` from a listening port: it needs a listen
+/// address of the same IP version and, like the helper's, loopback or not (a helper named by
+/// a DNS name or only over QUIC does not wait).
+fn can_dial_from(listen_ips: &[IpAddr], helper: &Multiaddr) -> bool {
+    let Some(remote) = ip_of(helper) else { return true };
+    if !helper.iter().any(|p| matches!(p, Protocol::Tcp(_))) {
+        return true;
+    }
+    listen_ips.iter().any(|ip| ip.is_ipv4() == remote.is_ipv4() && ip.is_loopback() == remote.is_loopback())
 }
 
 /// Reserves a slot at `helper`: its relayed address appears as a new listen address.
