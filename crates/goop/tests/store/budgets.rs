@@ -135,7 +135,9 @@ fn one_peer_cannot_hold_all_connections() {
     let waited = quick.elapsed();
     assert_eq!(answer["ok"], json!(true), "{answer}");
     eprintln!("another peer answered in {waited:?} while the flood ran");
-    assert!(waited < Duration::from_secs(1), "another peer waited {waited:?}");
+    // Before, it waited for a connection until its deadline and timed out; a busy machine may
+    // still take a while to run it, so the bound is that deadline, not a guess at the speed.
+    assert!(waited < goop::store::data::REQUEST_TIME, "another peer waited {waited:?}");
     let answers: Vec<Value> = flood.into_iter().map(|t| t.join().unwrap()).collect();
     let timeouts = answers.iter().filter(|a| a["error"].as_str().is_some_and(|e| e.starts_with("timeout"))).count();
     assert!(timeouts >= 2, "heavy queries stopped at the 2 s deadline: {answers:?}");
