@@ -3,52 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::page::{origin, post};
-use common::{folder, goop, peak_memory_kib, peer_id, run, run_with, stdout};
-use serde_json::json;
-
-/// A page's join: the open stream, its headers read, or the refusal's status line and body.
-fn join(port: u16, host: &str, group: &str) -> Result<BufReader<TcpStream>, String> {
-    let stream = post(port, &origin(port, host), "/_goop/group/join", &json!({ "group": group }));
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    reader.read_line(&mut status).unwrap();
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).unwrap();
-        if header == "\r\n" {
-            break;
-        }
-    }
-    if status.contains(" 200 ") {
-        Ok(reader)
-    } else {
-        let mut body = String::new();
-        let _ = reader.read_to_string(&mut body);
-        Err(format!("{} {body}", status.trim()))
-    }
-}
-
-/// Reads chunked NDJSON until a line containing `needle` (up to 20 s); the lines before it.
-fn read_until(page: &mut BufReader<TcpStream>, needle: &str) -> Vec<String> {
-    let started = Instant::now();
-    let mut seen = Vec::new();
-    loop {
-        let mut line = String::new();
-        if page.read_line(&mut line).unwrap_or(0) == 0 {
-            panic!("the page's stream ended; it saw {seen:?}");
-        }
-        if line.contains(needle) {
-            return seen;
-        }
-        seen.push(line);
-        assert!(started.elapsed() < Duration::from_secs(20), "no {needle} in 20 s: {seen:?}");
-    }
-}
+use common::page::Page;
+use common::{folder, goop, peak_memory_kib, peer_id, run, run_with, stdout, Running};
 
 /// Runs `!NAME ARGS` at the peer in `dir`.
 fn command(dir: &std::path::Path, line: &str) -> String {
@@ -64,17 +22,32 @@ function handle(args)
 end
 "#;
 
-#[test]
-fn a_hostile_site_cannot_fill_a_visitors_peer_through_pages_that_do_not_read() {
+/// A host with `flood.lua` (`!flood GROUP N` sends N distinct 60 KB messages) and a visitor's
+/// peer connected to it.
+struct Flooding {
+    host_dir: tempfile::TempDir,
+    _visitor_dir: tempfile::TempDir,
+    _host: Running,
+    visitor: Running,
+    host_id: String,
+}
+
+fn flooding() -> Flooding {
     let (host_dir, visitor_dir) = (folder("Host"), folder("Ann"));
     std::fs::write(host_dir.path().join("site/lua/flood.lua"), FLOOD).unwrap();
     let host = run(host_dir.path());
     let visitor = run_with(visitor_dir.path(), &["--connect", &host.addr]);
     let host_id = peer_id(host_dir.path());
+    Flooding { host_dir, _visitor_dir: visitor_dir, _host: host, visitor, host_id }
+}
+
+#[test]
+fn a_hostile_site_cannot_fill_a_visitors_peer_through_pages_that_do_not_read() {
+    let Flooding { host_dir, _visitor_dir, _host, visitor, host_id } = flooding();
     let port = visitor.viewer_port;
 
     // The site's page joins 16 groups (the most a host lets one peer be in) and reads nothing.
-    let pages: Vec<_> = (0..16).map(|i| join(port, &host_id, &format!("g{i}")).unwrap()).collect();
+    let pages: Vec<_> = (0..16).map(|i| Page::join(port, &host_id, &format!("g{i}")).unwrap()).collect();
     std::thread::sleep(Duration::from_secs(1));
     let before = peak_memory_kib(visitor.child.id());
     // The host's scripts send 200 distinct 60 KB messages to each group: 192 MB in all.
@@ -91,11 +64,7 @@ fn a_hostile_site_cannot_fill_a_visitors_peer_through_pages_that_do_not_read() {
 
 #[test]
 fn pages_joining_a_new_host_at_once_all_get_in() {
-    let (host_dir, visitor_dir) = (folder("Host"), folder("Ann"));
-    std::fs::write(host_dir.path().join("site/lua/flood.lua"), FLOOD).unwrap();
-    let host = run(host_dir.path());
-    let visitor = run_with(visitor_dir.path(), &["--connect", &host.addr]);
-    let host_id = peer_id(host_dir.path());
+    let Flooding { host_dir, _visitor_dir, _host, visitor, host_id } = flooding();
     let port = visitor.viewer_port;
     // Connected: the first join opens the link to the host, not a dial.
     std::thread::sleep(Duration::from_secs(1));
@@ -108,7 +77,7 @@ fn pages_joining_a_new_host_at_once_all_get_in() {
             let (barrier, host_id) = (barrier.clone(), host_id.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                join(port, &host_id, &format!("t{i}"))
+                Page::join(port, &host_id, &format!("t{i}"))
             })
         })
         .collect();
@@ -116,13 +85,12 @@ fn pages_joining_a_new_host_at_once_all_get_in() {
     for (i, tab) in tabs.into_iter().enumerate() {
         match tab.join().unwrap() {
             Ok(page) => pages.push((i, page)),
-            Err(e) => panic!("tab {i} could not join: {e}"),
+            Err(e) => panic!("tab {i} could not join: {e:?}"),
         }
     }
     // Each of them hears its group.
     for (i, page) in &mut pages {
-        read_until(page, "joined");
         assert_eq!(command(host_dir.path(), &format!("!flood t{i} 1")), "sent");
-        read_until(page, r#""i":1"#);
+        assert_eq!(page.frame()["message"]["i"], 1);
     }
 }
