@@ -36,18 +36,25 @@ fn local_query(dir: &Path) -> Value {
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
-#[test]
-fn hooks_refuse_rewrite_and_see_a_visitors_writes() {
-    let host_dir = folder("Host");
-    let h = host_dir.path();
+/// A host folder with a `notes` table (`body`, `by`) whose `open` operation is open to anyone.
+fn notes_host(open: &str) -> tempfile::TempDir {
+    let dir = folder("Host");
     std::fs::write(
-        h.join("site/schema.sql"),
+        dir.path().join("site/schema.sql"),
         "CREATE TABLE notes (_id INTEGER PRIMARY KEY AUTOINCREMENT, _owner TEXT NOT NULL, \
          _created_at DATETIME DEFAULT CURRENT_TIMESTAMP, _updated_at DATETIME DEFAULT CURRENT_TIMESTAMP, \
          body TEXT, by TEXT);\n",
     )
     .unwrap();
-    std::fs::write(h.join("site/schema.json"), r#"{"tables": {"notes": {"delete": "open"}}}"#).unwrap();
+    let policy = format!(r#"{{"tables": {{"notes": {{"{open}": "open"}}}}}}"#);
+    std::fs::write(dir.path().join("site/schema.json"), policy).unwrap();
+    dir
+}
+
+#[test]
+fn hooks_refuse_rewrite_and_see_a_visitors_writes() {
+    let host_dir = notes_host("delete");
+    let h = host_dir.path();
     std::fs::write(h.join("site/lua/notes_guard.lua"), HOOKS).unwrap();
     let host = run(h);
     let visitor_dir = folder("Visitor");
@@ -99,16 +106,8 @@ fn hooks_refuse_rewrite_and_see_a_visitors_writes() {
 
 #[test]
 fn a_visitor_cannot_slip_past_the_hooks_by_spelling_a_table_or_column_otherwise() {
-    let host_dir = folder("Host");
+    let host_dir = notes_host("update");
     let h = host_dir.path();
-    std::fs::write(
-        h.join("site/schema.sql"),
-        "CREATE TABLE notes (_id INTEGER PRIMARY KEY AUTOINCREMENT, _owner TEXT NOT NULL, \
-         _created_at DATETIME DEFAULT CURRENT_TIMESTAMP, _updated_at DATETIME DEFAULT CURRENT_TIMESTAMP, \
-         body TEXT, by TEXT);\n",
-    )
-    .unwrap();
-    std::fs::write(h.join("site/schema.json"), r#"{"tables": {"notes": {"update": "open"}}}"#).unwrap();
     // The guard as the site guide writes it: by table name, then by column.
     std::fs::write(
         h.join("site/lua/notes_guard.lua"),
