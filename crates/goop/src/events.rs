@@ -6,8 +6,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock, Weak};
 
-use goop_script::{Engine, Event, Peer};
-use serde_json::json;
+use goop_script::{Engine, Error, Event, HandlerRun, Peer};
+use serde_json::{json, Value};
 
 /// `on_peer_connect(peer)`: a peer's first connection opened (`peer` is `{id, label}`).
 pub const PEER_CONNECT: &str = "on_peer_connect";
@@ -109,6 +109,26 @@ fn peer_events() -> &'static (RandomState, Vec<SyncSender<PeerEvent>>) {
         }
         (RandomState::new(), queues)
     })
+}
+
+/// What a handler that may refuse (data hooks, `on_group_join`, `on_group_message`) said.
+pub enum Verdict<'a> {
+    /// It did not refuse.
+    Yes,
+    /// It returned `false [, reason]`, or Lua's failure idiom `nil, reason`.
+    No(Option<&'a str>),
+    /// It raised an error (or hit a limit): a refusal too.
+    Failed(&'a Error),
+}
+
+pub fn verdict(run: &HandlerRun) -> Verdict<'_> {
+    match run.result.as_deref() {
+        Err(e) => Verdict::Failed(e),
+        Ok([Value::Bool(false), rest @ ..]) => Verdict::No(rest.first().and_then(Value::as_str)),
+        // A reason is never a yes.
+        Ok([Value::Null, Value::String(said), ..]) => Verdict::No(Some(said)),
+        Ok(_) => Verdict::Yes,
+    }
 }
 
 /// `on_message` for a direct message from `from`.

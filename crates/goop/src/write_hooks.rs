@@ -15,6 +15,7 @@ use std::ops::ControlFlow;
 use goop_script::{Engine, Error, HandlerRun, Peer};
 use serde_json::{json, Map, Value};
 
+use crate::events::{verdict, Verdict};
 use crate::node::services::DataStore;
 use crate::store::data::MAX_ERROR_CHARS;
 use crate::store::request::cut;
@@ -73,28 +74,19 @@ pub fn answer(engine: Option<&Engine>, store: &dyn DataStore, caller: &Peer, mut
 fn run_before(engine: &Engine, event: &str, caller: &Peer, table: &Value, request: &mut Value) -> Result<(), String> {
     let mut refusal = None;
     let may_replace = event == BEFORE_INSERT;
-    let next = |run: &HandlerRun, args: &mut Vec<Value>| match &run.result {
-        Err(e) => {
-            refusal = Some(reason(e));
-            ControlFlow::Break(())
-        }
-        Ok(values) => match values.as_slice() {
-            [Value::Bool(false), rest @ ..] => {
-                let said = rest.first().and_then(Value::as_str).map(str::to_string);
-                refusal = Some(said.unwrap_or_else(|| format!("{} said no", run.script)));
-                ControlFlow::Break(())
+    let next = |run: &HandlerRun, args: &mut Vec<Value>| {
+        let said = match verdict(run) {
+            Verdict::Failed(e) => reason(e),
+            Verdict::No(said) => said.map_or_else(|| format!("{} said no", run.script), str::to_string),
+            Verdict::Yes => {
+                if let (true, Ok([row @ Value::Object(_), ..])) = (may_replace, run.result.as_deref()) {
+                    args[1] = row.clone();
+                }
+                return ControlFlow::Continue(());
             }
-            // Lua's own failure idiom (`return nil, err`): a reason is never a yes.
-            [Value::Null, Value::String(said), ..] => {
-                refusal = Some(said.clone());
-                ControlFlow::Break(())
-            }
-            [row @ Value::Object(_), ..] if may_replace => {
-                args[1] = row.clone();
-                ControlFlow::Continue(())
-            }
-            _ => ControlFlow::Continue(()),
-        },
+        };
+        refusal = Some(said);
+        ControlFlow::Break(())
     };
     let args = vec![table.clone(), subject(event, request)];
     let fired = engine.fire_with(event, caller, args, next).map_err(|e| e.to_string())?;

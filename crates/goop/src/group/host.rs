@@ -14,6 +14,7 @@ use super::wire::{ToHost, ToMember};
 use super::{
     check_name, JOIN, LEAVE, MAILBOX_BYTES, MAILBOX_MESSAGES, MAX_GROUPS_PER_MEMBER, MESSAGE, SENDS_PER_MINUTE,
 };
+use crate::events::{verdict, Verdict};
 
 struct Member {
     label: String,
@@ -235,24 +236,13 @@ impl Groups {
         let peer = peer.clone();
         let fired = tokio::task::spawn_blocking(move || {
             let mut refusal = None;
-            let stop = |run: &HandlerRun, _: &mut Vec<Value>| match &run.result {
-                Err(e) => {
-                    refusal = Some(e.to_string());
-                    std::ops::ControlFlow::Break(())
-                }
-                Ok(values) => match values.as_slice() {
-                    [Value::Bool(false), rest @ ..] => {
-                        let said = rest.first().and_then(Value::as_str).map(str::to_string);
-                        refusal = Some(said.unwrap_or_else(|| "refused".to_string()));
-                        std::ops::ControlFlow::Break(())
-                    }
-                    // Lua's own failure idiom (`return nil, err`): a reason is never a yes.
-                    [Value::Null, Value::String(said), ..] => {
-                        refusal = Some(said.clone());
-                        std::ops::ControlFlow::Break(())
-                    }
-                    _ => std::ops::ControlFlow::Continue(()),
-                },
+            let stop = |run: &HandlerRun, _: &mut Vec<Value>| {
+                refusal = match verdict(run) {
+                    Verdict::Yes => return std::ops::ControlFlow::Continue(()),
+                    Verdict::No(said) => Some(said.unwrap_or("refused").to_string()),
+                    Verdict::Failed(e) => Some(e.to_string()),
+                };
+                std::ops::ControlFlow::Break(())
             };
             engine.fire_with(event, &peer, args, stop).map_err(|e| e.to_string())?;
             refusal.map_or(Ok(()), Err)
