@@ -2,6 +2,7 @@
 //! libp2p's own circuit relay v2 server, rendezvous server (namespace [`NAMESPACE`]), AutoNAT
 //! server, identify and ping; it serves no site and runs no scripts.
 
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,6 +35,12 @@ pub const MAX_CIRCUITS_PER_PEER: usize = 16;
 /// with a direct connection when it can.
 pub const MAX_CIRCUIT_DURATION: Duration = Duration::from_secs(30 * 60);
 pub const MAX_CIRCUIT_BYTES: u64 = 64 * 1024 * 1024;
+/// New circuits a source may open: a burst, then one per interval (a token bucket). A visit
+/// to a peer known only by ID opens one or two circuits (one per relayed address it tries);
+/// libp2p's defaults (30, then one per 2 minutes per peer) refused a peer after about 15 visits.
+/// A household shares one IP address, so that bucket is larger.
+pub const CIRCUITS_PER_PEER: (NonZeroU32, Duration) = (NonZeroU32::new(60).unwrap(), Duration::from_secs(10));
+pub const CIRCUITS_PER_IP: (NonZeroU32, Duration) = (NonZeroU32::new(240).unwrap(), Duration::from_secs(2));
 /// Connections to the helper in all, and from one peer.
 const MAX_CONNECTIONS: u32 = 4096;
 const MAX_CONNECTIONS_PER_PEER: u32 = 8;
@@ -49,8 +56,8 @@ struct Helper {
     ping: ping::Behaviour,
 }
 
-/// The circuit relay's limits (libp2p's per-peer and per-IP rate limits for reservations and
-/// circuits stay as they are).
+/// The circuit relay's limits. Reservations keep libp2p's rate limits (a peer renews once an
+/// hour); circuits get goop's own (see the constants).
 pub fn relay_config() -> relay::Config {
     relay::Config {
         max_reservations: MAX_RESERVATIONS,
@@ -60,8 +67,11 @@ pub fn relay_config() -> relay::Config {
         max_circuits_per_peer: MAX_CIRCUITS_PER_PEER,
         max_circuit_duration: MAX_CIRCUIT_DURATION,
         max_circuit_bytes: MAX_CIRCUIT_BYTES,
+        circuit_src_rate_limiters: Vec::new(),
         ..relay::Config::default()
     }
+    .circuit_src_per_peer(CIRCUITS_PER_PEER.0, CIRCUITS_PER_PEER.1)
+    .circuit_src_per_ip(CIRCUITS_PER_IP.0, CIRCUITS_PER_IP.1)
 }
 
 /// Runs the helper whose identity is in `dir` until Ctrl-C or SIGTERM. `private_addresses`

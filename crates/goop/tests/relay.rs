@@ -66,6 +66,22 @@ fn client() -> Swarm<Client> {
         .build()
 }
 
+/// Takes a relay slot for `peer` at the helper and waits until it is accepted.
+async fn reserve(peer: &mut Swarm<Client>, helper: &Multiaddr) {
+    peer.listen_on(helper.clone().with(Protocol::P2pCircuit)).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let SwarmEvent::Behaviour(ClientEvent::Relay(relay::client::Event::ReservationReqAccepted { .. })) =
+                peer.select_next_some().await
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the helper accepted the reservation");
+}
+
 #[test]
 fn the_helper_keeps_its_identity_and_relays_between_two_peers() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,18 +98,7 @@ fn the_helper_keeps_its_identity_and_relays_between_two_peers() {
         // A reserves a slot at the helper and is reachable at its relayed address.
         let mut a = client();
         let a_id = *a.local_peer_id();
-        a.listen_on(helper.addr.clone().with(Protocol::P2pCircuit)).unwrap();
-        tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                if let SwarmEvent::Behaviour(ClientEvent::Relay(relay::client::Event::ReservationReqAccepted { .. })) =
-                    a.select_next_some().await
-                {
-                    break;
-                }
-            }
-        })
-        .await
-        .expect("the helper accepted A's reservation");
+        reserve(&mut a, &helper.addr).await;
 
         // B reaches A through the helper only, and they ping over the circuit.
         let mut b = client();
@@ -176,4 +181,79 @@ fn peers_find_each_other_through_a_helper_and_dial_by_peer_id() {
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(said, format!("goop: cannot reach {nobody}: not found through a helper (p2p.relays) in time\n"));
     drop(a);
+}
+
+/// One peer may open `CIRCUITS_PER_PEER` circuits in a burst (60), then one per 10 s: the 61st
+/// in a quick row is refused, while the helper still relays for others.
+#[test]
+fn the_helper_refuses_the_61st_circuit_from_one_peer_in_a_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = helper(&dir.path().join("helper"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut a = client();
+        let a_id = *a.local_peer_id();
+        reserve(&mut a, &helper.addr).await;
+
+        let relayed = helper.addr.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(a_id));
+        // Opens one circuit from `from` to A and closes it again; false when it was refused.
+        async fn circuit(from: &mut Swarm<Client>, a: &mut Swarm<Client>, to: &Multiaddr, a_id: PeerId) -> bool {
+            from.dial(to.clone()).unwrap();
+            let opened = tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    tokio::select! {
+                        _ = a.select_next_some() => {}
+                        event = from.select_next_some() => match event {
+                            SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == a_id => return true,
+                            SwarmEvent::OutgoingConnectionError { peer_id: Some(p), .. } if p == a_id => return false,
+                            _ => {}
+                        }
+                    }
+                }
+            })
+            .await
+            .expect("the circuit opened or was refused");
+            if opened {
+                let _ = from.disconnect_peer_id(a_id);
+                tokio::time::timeout(Duration::from_secs(20), async {
+                    loop {
+                        tokio::select! {
+                            _ = a.select_next_some() => {}
+                            event = from.select_next_some() => {
+                                if let SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } = event {
+                                    if peer_id == a_id {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                })
+                .await
+                .expect("the circuit closed");
+                // Let the helper count the circuit as closed (at most 16 are open per peer).
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            opened
+        }
+
+        let mut b = client();
+        let started = std::time::Instant::now();
+        let mut opened = 0;
+        while circuit(&mut b, &mut a, &relayed, a_id).await {
+            opened += 1;
+            assert!(opened <= 100, "the helper never refused a circuit");
+        }
+        // The bucket refills one circuit per 10 s while the test runs.
+        let refilled = started.elapsed().as_secs() / 10;
+        assert!(
+            (60..=60 + refilled).contains(&opened),
+            "opened {opened} circuits before a refusal in {:?}",
+            started.elapsed()
+        );
+        // Another peer still gets through.
+        let mut c = client();
+        assert!(circuit(&mut c, &mut a, &relayed, a_id).await, "another peer's circuit was refused");
+        eprintln!("refused after {opened} circuits in {:?}", started.elapsed());
+    });
 }
