@@ -90,7 +90,8 @@ impl Site {
             }
         }
         let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().to_lowercase());
-        if first.as_deref() == Some("lua") {
+        // Scripts, and the table schemas (store configuration, like schema.sql).
+        if matches!(first.as_deref(), Some("lua" | "schemas")) {
             return Err("not found".into());
         }
         // The schema and its access policies configure the store: a quiz's answer key may be in them.
@@ -107,6 +108,7 @@ impl Site {
         if !target.starts_with(&root)
             || scripts.is_some_and(|s| target.starts_with(s))
             || target.starts_with(root.join("lua"))
+            || target.starts_with(root.join("schemas"))
         {
             return Err("not found".into());
         }
@@ -209,6 +211,8 @@ mod tests {
         std::fs::write(root.join("lua/.state/echo.json"), "{}").unwrap();
         std::fs::write(root.join("schema.sql"), "INSERT INTO answer_key VALUES (1, 2);").unwrap();
         std::fs::write(root.join("schema.json"), "{}").unwrap();
+        std::fs::create_dir_all(root.join("schemas")).unwrap();
+        std::fs::write(root.join("schemas/posts.json"), "{}").unwrap();
         std::fs::write(dir.path().join("goop.json"), "{}").unwrap();
         std::fs::write(dir.path().join("identity.key"), "key").unwrap();
         let s = Site { scripts: root.join("lua"), root };
@@ -256,6 +260,9 @@ mod tests {
             "/SCHEMA.SQL",
             "/%73chema.sql",
             "/schema.json",
+            "/schemas/posts.json",
+            "/Schemas/posts.json",
+            "/%73chemas/posts.json",
         ] {
             assert!(matches!(get(&s, path), SiteAnswer::Refused(_)), "{path} should be refused");
         }
@@ -269,6 +276,8 @@ mod tests {
         std::os::unix::fs::symlink(s.root.join("lua"), s.root.join("scripts")).unwrap();
         assert!(matches!(get(&s, "/leak.json"), SiteAnswer::Refused(_)));
         assert!(matches!(get(&s, "/scripts/echo.lua"), SiteAnswer::Refused(_)));
+        std::os::unix::fs::symlink(s.root.join("schemas"), s.root.join("tables")).unwrap();
+        assert!(matches!(get(&s, "/tables/posts.json"), SiteAnswer::Refused(_)));
     }
 
     #[test]

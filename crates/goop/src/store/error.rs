@@ -62,8 +62,9 @@ pub enum StoreError {
     TooManyMatches(usize),
 }
 
-/// Why `site/schema.sql` was not applied. Nothing of it was: the tables stay as the last good
-/// version left them, and the peer runs on. Paths are relative to the peer folder.
+/// Why `site/schema.sql` or `site/schemas/*.json` was not applied. Nothing of that file's (or
+/// folder's) version was: the tables stay as the last good version left them, and the peer runs
+/// on. Paths are relative to the peer folder.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
     #[error("{file} is larger than {max} bytes")]
@@ -73,6 +74,13 @@ pub enum SchemaError {
     /// A statement failed, was refused or was stopped; `line` is where it starts.
     #[error("{file}:{line}: {message}")]
     Statement { file: &'static str, line: usize, message: String },
+    /// A table schema file (`site/schemas/*.json`) or the folder is at fault; `message` starts
+    /// with the field's path when one field is (`columns[2].type: …`).
+    #[error("{file}: {message}")]
+    Table { file: String, message: String },
+    /// More than one of the above, one per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<SchemaError>),
 }
 
 /// `n` bytes in words: "1 MB", "64 KB", "1500 bytes".

@@ -36,6 +36,7 @@ pub mod policy;
 mod pool;
 pub mod request;
 pub mod schema;
+pub mod schemas;
 pub mod script;
 pub mod value;
 
@@ -45,11 +46,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use db::DbModule;
 pub use error::{SchemaError, StoreError};
-pub use policy::{Access, Policies, TablePolicy};
+pub use policy::{Access, Policies, TablePolicy, POLICY_FILE};
+pub use schemas::{ColumnSchema, ColumnType, Level, Schemas, TableAccess, TableSchema};
 pub use script::{Rows, Want};
 
 use budget::Budgets;
 use pool::Pool;
+use schemas::folder;
 
 /// The database file in a peer folder.
 pub const DB_FILE: &str = "data.db";
@@ -92,24 +95,46 @@ struct Inner {
     budgets: Budgets,
     /// The peer's own ID: the one caller no policy restricts.
     owner: String,
+    /// `schema.json`'s policies, as last read.
+    file_policies: RwLock<Arc<Policies>>,
+    /// Those with the schema files' access: what requests are judged by.
     policies: RwLock<Arc<Policies>>,
+    /// The schema files in force.
+    schemas: RwLock<Arc<Schemas>>,
     path: PathBuf,
-    /// The peer folder, where `site/schema.sql` and `site/schema.json` live.
+    /// The peer folder, where `site/schema.sql`, `site/schema.json` and `site/schemas/` live.
     dir: PathBuf,
-    /// What those two files looked like when last applied.
+    /// What those looked like when last applied.
     seen: Mutex<Stamp>,
-    /// Why the last `schema.sql` was not applied.
-    schema_error: Mutex<Option<SchemaError>>,
+    errors: Mutex<Errors>,
 }
 
-/// The policy file, in the peer folder.
-const POLICY_FILE: &str = "site/schema.json";
+/// Why the store's configuration is not (all) in force.
+#[derive(Debug, Default)]
+struct Errors {
+    /// Why the last `schema.sql` was not applied.
+    schema: Option<SchemaError>,
+    /// Why the last version of the schema folder was not applied.
+    tables: Option<SchemaError>,
+    /// schema.json's access fields for schema files' tables, ignored.
+    conflicts: Vec<SchemaError>,
+}
 
-/// Modification time and length of `schema.sql` and `schema.json` (`None`: missing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+fn read<T: ?Sized>(lock: &RwLock<Arc<T>>) -> Arc<T> {
+    lock.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn write<T: ?Sized>(lock: &RwLock<Arc<T>>) -> std::sync::RwLockWriteGuard<'_, Arc<T>> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Modification time and length of `schema.sql` and `schema.json` (`None`: missing), and
+/// what the schema folder looked like.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
     schema: Option<(SystemTime, u64)>,
     policies: Option<(SystemTime, u64)>,
+    tables: folder::Stamp,
 }
 
 fn stamp(dir: &Path) -> Stamp {
@@ -117,88 +142,155 @@ fn stamp(dir: &Path) -> Stamp {
         let meta = std::fs::metadata(dir.join(file)).ok()?;
         Some((meta.modified().ok()?, meta.len()))
     };
-    Stamp { schema: of(schema::FILE), policies: of(POLICY_FILE) }
+    Stamp { schema: of(schema::FILE), policies: of(POLICY_FILE), tables: folder::stamp(dir) }
+}
+
+/// How the log reads when the schema files are not applied.
+fn tables_not_applied(error: &SchemaError) -> String {
+    format!("{error} (schema files not applied: the tables and their access stay as they were until it is fixed)")
+}
+
+/// Makes the database match the schema folder; the schemas now in force, or why not.
+fn apply_folder(conn: &mut rusqlite::Connection, dir: &Path) -> Result<Schemas, StoreError> {
+    let tables = folder::load(dir)?;
+    schemas::apply::apply(conn, &tables)?;
+    Ok(Schemas::new(tables))
 }
 
 impl Store {
-    /// Opens (or creates) `peer_dir/data.db`, applies `peer_dir/site/schema.sql` and reads
-    /// `peer_dir/site/schema.json`. `owner_id` is the peer's own ID. A broken `schema.sql` is
-    /// not an error here: see [`Store::schema_error`].
+    /// Opens (or creates) `peer_dir/data.db`, creates the tables of `peer_dir/site/schemas/`,
+    /// applies `peer_dir/site/schema.sql` and reads `peer_dir/site/schema.json`. `owner_id` is
+    /// the peer's own ID. A broken schema file or `schema.sql` is not an error here: see
+    /// [`Store::schema_error`].
     pub fn open(peer_dir: &Path, owner_id: &str) -> Result<Store, StoreError> {
         let path = peer_dir.join(DB_FILE);
         let seen = stamp(peer_dir);
-        let policies = Policies::load(&peer_dir.join(POLICY_FILE))?;
-        let schema_error = {
-            let mut setup = pool::connect(&path)?;
-            let mode: String = setup
-                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-                .map_err(|source| StoreError::Open { path: path.clone(), source })?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                tracing::warn!("{}: journal mode is {mode}, not WAL", path.display());
-            }
-            match schema::setup(&mut setup, peer_dir) {
-                Ok(()) => None,
-                Err(StoreError::Schema(e)) => Some(e),
-                Err(e) => return Err(e),
-            }
+        let file_policies = Policies::load(&peer_dir.join(POLICY_FILE))?;
+        let mut setup = pool::connect(&path)?;
+        let mode: String = setup
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!("{}: journal mode is {mode}, not WAL", path.display());
+        }
+        schema::internal_tables(&setup)?;
+        // The last schemas that applied stay in force while the files are broken.
+        let (schemas, tables_error) = match apply_folder(&mut setup, peer_dir) {
+            Ok(schemas) => (schemas, None),
+            Err(StoreError::Schema(e)) => (Schemas::new(schemas::apply::registered(&setup)?), Some(e)),
+            Err(e) => return Err(e),
         };
+        let schema_error = match schema::setup(&mut setup, peer_dir, &schemas) {
+            Ok(()) => None,
+            Err(StoreError::Schema(e)) => Some(e),
+            Err(e) => return Err(e),
+        };
+        drop(setup);
+        let (policies, conflicts) = file_policies.with_schemas(&schemas);
         let pool = Pool::open(&path)?;
-        let policies = RwLock::new(Arc::new(policies));
         let inner = Inner {
             pool,
             budgets: Budgets::default(),
             owner: owner_id.to_string(),
-            policies,
+            file_policies: RwLock::new(Arc::new(file_policies)),
+            policies: RwLock::new(Arc::new(policies)),
+            schemas: RwLock::new(Arc::new(schemas)),
             path,
             dir: peer_dir.to_path_buf(),
             seen: Mutex::new(seen),
-            schema_error: Mutex::new(schema_error),
+            errors: Mutex::new(Errors { schema: schema_error, tables: tables_error, conflicts }),
         };
         Ok(Store { inner: Arc::new(inner) })
     }
 
-    /// Re-applies `schema.sql` and re-reads `schema.json` if either changed since last time,
-    /// and logs the outcome: once per change. A broken `schema.json` leaves the previous
-    /// policies in force; a broken `schema.sql` leaves the tables as they were.
+    /// Re-applies the schema files and `schema.sql`, and re-reads `schema.json`, if any of them
+    /// changed since last time, and logs the outcome: once per change. A broken `schema.json`
+    /// leaves the previous policies in force; a broken schema file or `schema.sql` leaves the
+    /// tables (and the schema files' access) as they were.
     pub fn refresh(&self) {
         let now = stamp(&self.inner.dir);
         let mut seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let before = std::mem::replace(&mut *seen, now);
+        if *seen == now {
+            return;
+        }
+        let before = std::mem::replace(&mut *seen, now.clone());
+        let mut errors = self.inner.errors.lock().unwrap_or_else(|p| p.into_inner());
+        let mut policies_changed = false;
         if before.policies != now.policies {
             match Policies::load(&self.inner.dir.join(POLICY_FILE)) {
                 Ok(policies) => {
-                    *self.inner.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policies);
+                    *write(&self.inner.file_policies) = Arc::new(policies);
+                    policies_changed = true;
                     tracing::info!("{POLICY_FILE}: access policies reloaded");
                 }
                 Err(e) => tracing::warn!("{e}; the previous access policies stay in force"),
             }
         }
-        if before.schema != now.schema {
-            let applied =
-                pool::connect(&self.inner.path).and_then(|mut conn| schema::setup(&mut conn, &self.inner.dir));
-            let error = match applied {
+        let mut conn = match pool::connect(&self.inner.path) {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!("cannot apply the schema now: {e}");
+                return;
+            }
+        };
+        if before.tables != now.tables {
+            match apply_folder(&mut conn, &self.inner.dir) {
+                Ok(schemas) => {
+                    tracing::info!("{}: applied", folder::DIR);
+                    *write(&self.inner.schemas) = Arc::new(schemas);
+                    errors.tables = None;
+                    policies_changed = true;
+                }
+                Err(StoreError::Schema(e)) => {
+                    tracing::warn!("{}", tables_not_applied(&e));
+                    errors.tables = Some(e);
+                }
+                Err(e) => tracing::warn!("{}: cannot apply it now: {e}", folder::DIR),
+            }
+        }
+        if policies_changed {
+            let (policies, conflicts) = read(&self.inner.file_policies).with_schemas(&self.schemas());
+            for complaint in &conflicts {
+                tracing::warn!("{complaint}");
+            }
+            *write(&self.inner.policies) = Arc::new(policies);
+            errors.conflicts = conflicts;
+        }
+        // The schema files' tables are on its scratch run: look again when they changed too.
+        if before.schema != now.schema || before.tables != now.tables {
+            match schema::setup(&mut conn, &self.inner.dir, &self.schemas()) {
                 Ok(()) => {
-                    tracing::info!("{}: applied", schema::FILE);
-                    None
+                    if errors.schema.take().is_some() || before.schema != now.schema {
+                        tracing::info!("{}: applied", schema::FILE);
+                    }
                 }
                 Err(StoreError::Schema(e)) => {
                     tracing::warn!("{}", not_applied(&e));
-                    Some(e)
+                    errors.schema = Some(e);
                 }
-                Err(e) => {
-                    tracing::warn!("{}: cannot apply it now: {e}", schema::FILE);
-                    return;
-                }
-            };
-            *self.inner.schema_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+                Err(e) => tracing::warn!("{}: cannot apply it now: {e}", schema::FILE),
+            }
         }
     }
 
-    /// Why `schema.sql` is not applied, as of now (after [`Store::refresh`]); `None` when it
-    /// is, or there is none.
+    /// Why `schema.sql` or the schema files are not applied (or schema.json's access fields
+    /// for a schema file's table are ignored), as of now (after [`Store::refresh`]); `None`
+    /// when all is applied.
     pub fn schema_error(&self) -> Option<SchemaError> {
         self.refresh();
-        self.inner.schema_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let errors = self.inner.errors.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<SchemaError> =
+            errors.schema.iter().chain(errors.tables.iter()).chain(errors.conflicts.iter()).cloned().collect();
+        match all.len() {
+            0 => None,
+            1 => all.pop(),
+            _ => Some(SchemaError::Several(all)),
+        }
+    }
+
+    /// The tables of `site/schemas/*.json` in force: their typed descriptions.
+    pub fn schemas(&self) -> Arc<Schemas> {
+        read(&self.inner.schemas)
     }
 
     /// The database file.
@@ -211,9 +303,9 @@ impl Store {
         &self.inner.owner
     }
 
-    /// The access policies from `schema.json`, as last read.
+    /// The access policies from `schema.json` and the schema files, as last read.
     pub fn policies(&self) -> Arc<Policies> {
-        self.inner.policies.read().unwrap_or_else(|p| p.into_inner()).clone()
+        read(&self.inner.policies)
     }
 
     /// Keeps a direct message that was not a command. The inbox keeps the last

@@ -27,8 +27,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::error::StoreError;
+use super::error::{SchemaError, StoreError};
+use super::schemas::Schemas;
 
+/// The policy file, in the peer folder.
+pub const POLICY_FILE: &str = "site/schema.json";
 /// Largest `schema.json` accepted.
 pub const MAX_POLICY_BYTES: u64 = 256 * 1024;
 
@@ -40,6 +43,12 @@ pub enum Access {
     Own,
     Owner,
     None,
+    /// goop2's `group`, from a schema file only: nobody remote (see [`super::schemas`]).
+    #[serde(skip_deserializing)]
+    Group,
+    /// goop2's `local`, from a schema file only: nobody remote.
+    #[serde(skip_deserializing)]
+    Local,
 }
 
 impl Access {
@@ -49,6 +58,8 @@ impl Access {
             Access::Own => "own",
             Access::Owner => "owner",
             Access::None => "none",
+            Access::Group => "group",
+            Access::Local => "local",
         }
     }
 }
@@ -61,8 +72,7 @@ pub const DEFAULT_QUOTA_ROWS: u32 = 1000;
 pub const DEFAULT_QUOTA_BYTES: u64 = 1024 * 1024;
 
 /// The four rules of one table and its per-peer budgets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TablePolicy {
     pub read: Access,
     pub insert: Access,
@@ -125,13 +135,50 @@ pub enum Decision {
 pub struct Policies {
     /// Keyed by lower-case table name: SQLite names are case-insensitive.
     tables: HashMap<String, TablePolicy>,
+    /// The access fields schema.json sets, per table (lower-case): a schema file's table may
+    /// not have any.
+    access_fields: HashMap<String, Vec<&'static str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
-    tables: HashMap<String, TablePolicy>,
+    tables: HashMap<String, Given>,
+}
+
+/// One table's entry as written: what it leaves out is the default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Given {
+    read: Option<Access>,
+    insert: Option<Access>,
+    update: Option<Access>,
+    delete: Option<Access>,
+    rate_limit: Option<u32>,
+    quota_rows: Option<u32>,
+    quota_bytes: Option<u64>,
+}
+
+impl Given {
+    /// The access fields it sets, by name.
+    fn access_fields(&self) -> Vec<&'static str> {
+        let fields = [("read", self.read), ("insert", self.insert), ("update", self.update), ("delete", self.delete)];
+        fields.into_iter().filter(|(_, a)| a.is_some()).map(|(name, _)| name).collect()
+    }
+
+    fn policy(&self) -> TablePolicy {
+        let d = TablePolicy::default();
+        TablePolicy {
+            read: self.read.unwrap_or(d.read),
+            insert: self.insert.unwrap_or(d.insert),
+            update: self.update.unwrap_or(d.update),
+            delete: self.delete.unwrap_or(d.delete),
+            rate_limit: self.rate_limit.unwrap_or(d.rate_limit),
+            quota_rows: self.quota_rows.unwrap_or(d.quota_rows),
+            quota_bytes: self.quota_bytes.unwrap_or(d.quota_bytes),
+        }
+    }
 }
 
 impl Policies {
@@ -159,8 +206,35 @@ impl Policies {
                 format!("{path}: {}", e.inner())
             }
         })?;
-        let tables = file.tables.into_iter().map(|(name, policy)| (name.to_ascii_lowercase(), policy)).collect();
-        Ok(Policies { tables })
+        let mut policies = Policies::default();
+        for (name, given) in file.tables {
+            let name = name.to_ascii_lowercase();
+            policies.access_fields.insert(name.clone(), given.access_fields());
+            policies.tables.insert(name, given.policy());
+        }
+        Ok(policies)
+    }
+
+    /// These policies with the access of the schema files' tables, and the complaints about
+    /// access fields schema.json gives for those tables (ignored: the schema file's win).
+    pub fn with_schemas(&self, schemas: &Schemas) -> (Policies, Vec<SchemaError>) {
+        let mut merged = self.clone();
+        let mut complaints = Vec::new();
+        for (file, table) in schemas.files() {
+            let key = table.name.to_ascii_lowercase();
+            for field in merged.access_fields.remove(&key).unwrap_or_default() {
+                let message = format!(
+                    "tables.{}.{field}: ignored, the table's access is in {file}; schema.json may give it only \
+                     rate_limit, quota_rows and quota_bytes",
+                    table.name
+                );
+                complaints.push(SchemaError::Table { file: POLICY_FILE.to_string(), message });
+            }
+            let [read, insert, update, delete] = table.access.policies();
+            let budgets = self.tables.get(&key).copied().unwrap_or_default();
+            merged.tables.insert(key, TablePolicy { read, insert, update, delete, ..budgets });
+        }
+        (merged, complaints)
     }
 
     /// The rules of `table`.
@@ -183,7 +257,7 @@ impl Policies {
         match access {
             Access::Open => Decision::All,
             Access::Own => Decision::OwnRows,
-            refused @ (Access::Owner | Access::None) => Decision::Refused(refused),
+            refused @ (Access::Owner | Access::None | Access::Group | Access::Local) => Decision::Refused(refused),
         }
     }
 }
@@ -216,5 +290,41 @@ mod tests {
         assert!(Policies::parse("[").is_err());
         let e = Policies::parse(r#"{"tables":{"s":{"rate_limit":-1}}}"#).unwrap_err();
         assert!(e.starts_with("tables.s.rate_limit: invalid value"), "{e}");
+    }
+
+    #[test]
+    fn schema_files_give_access_and_schema_json_only_budgets() {
+        let file = Policies::parse(
+            r#"{"tables": {"posts": {"read": "none", "quota_rows": 5}, "todos": {"rate_limit": 7}}}"#,
+        )
+        .unwrap();
+        let table = |name: &str, access: &str| {
+            let text = format!(
+                r#"{{"name": "{name}", "system_key": true, "columns": [{{"name": "a", "type": "text"}}], "access": {access}}}"#
+            );
+            (format!("site/schemas/{name}.json"), crate::store::schemas::format::parse(&text).unwrap())
+        };
+        let schemas = Schemas::new(vec![
+            table("posts", r#"{"read": "open", "insert": "owner", "update": "group", "delete": "local"}"#),
+            table("todos", r#"{"read": "owner", "insert": "open", "update": "open", "delete": "owner"}"#),
+        ]);
+        let (merged, complaints) = file.with_schemas(&schemas);
+        assert_eq!(merged.decide("posts", Op::Read, false), Decision::All);
+        assert_eq!(merged.decide("posts", Op::Insert, false), Decision::Refused(Access::Owner));
+        assert_eq!(merged.decide("posts", Op::Update, false), Decision::Refused(Access::Group));
+        assert_eq!(merged.decide("POSTS", Op::Delete, false), Decision::Refused(Access::Local));
+        assert_eq!(merged.decide("posts", Op::Delete, true), Decision::All);
+        assert_eq!(merged.decide("todos", Op::Read, false), Decision::OwnRows);
+        assert_eq!(merged.decide("todos", Op::Insert, false), Decision::All);
+        assert_eq!((merged.table("posts").quota_rows, merged.table("todos").rate_limit), (5, 7));
+        let complaints: Vec<String> = complaints.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            complaints,
+            ["site/schema.json: tables.posts.read: ignored, the table's access is in site/schemas/posts.json; \
+              schema.json may give it only rate_limit, quota_rows and quota_bytes"]
+        );
+        // group and local are a schema file's words, not schema.json's.
+        assert!(Policies::parse(r#"{"tables": {"t": {"read": "group"}}}"#).is_err());
+        assert!(Policies::parse(r#"{"tables": {"t": {"read": "local"}}}"#).is_err());
     }
 }

@@ -25,16 +25,26 @@
 //!
 //! Afterwards every user table with an `_owner` column gets an index on it
 //! (`_goop_owner_<table>`): own-rows reads and per-peer quotas look up a caller's rows by it.
+//!
+//! ## Beside `site/schemas/*.json`
+//!
+//! Those tables ([`super::schemas`]) are made first, and exist on the scratch database too, so
+//! `schema.sql` may seed them or index them. It may not create one (`CREATE TABLE`, with or
+//! without `IF NOT EXISTS`, or a virtual table of that name): a table is defined in one place,
+//! and such a statement is an error on its line naming the schema file.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::limits::Limit;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Batch, Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::{SchemaError, StoreError};
 use super::guard::{self, Rule};
+use super::schemas::{apply, Schemas};
 
 /// The schema file, in the peer folder.
 pub const FILE: &str = "site/schema.sql";
@@ -46,6 +56,15 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const STATEMENT_TIME: Duration = Duration::from_secs(10);
 /// Columns the system stamps on every user table.
 pub const SYSTEM_COLUMNS: [&str; 4] = ["_id", "_owner", "_created_at", "_updated_at"];
+/// goop2's fifth system column, on tables from `site/schemas/*.json`: the row owner's email
+/// (empty when unknown).
+pub const OWNER_EMAIL: &str = "_owner_email";
+
+/// A column the system writes, never a caller ([`SYSTEM_COLUMNS`] and [`OWNER_EMAIL`]); it
+/// does not count toward a peer's quota.
+pub fn is_system_column(name: &str) -> bool {
+    SYSTEM_COLUMNS.iter().chain([&OWNER_EMAIL]).any(|s| s.eq_ignore_ascii_case(name))
+}
 
 const INTERNAL_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS _goop_schema (
@@ -76,10 +95,17 @@ pub fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Creates goop's internal tables, then applies [`FILE`] of the peer folder `dir` if it exists.
-/// A fault of the file is [`StoreError::Schema`].
-pub fn setup(conn: &mut Connection, dir: &Path) -> Result<(), StoreError> {
+/// Creates goop's internal tables.
+pub fn internal_tables(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(INTERNAL_TABLES)?;
+    conn.execute_batch(apply::REGISTRY)?;
+    Ok(())
+}
+
+/// Creates goop's internal tables, then applies [`FILE`] of the peer folder `dir` if it exists,
+/// beside the tables of `schemas` (already made). A fault of the file is [`StoreError::Schema`].
+pub fn setup(conn: &mut Connection, dir: &Path, schemas: &Schemas) -> Result<(), StoreError> {
+    internal_tables(conn)?;
     let path = dir.join(FILE);
     let unreadable = |e: std::io::Error| StoreError::from(SchemaError::Read { file: FILE, reason: e.to_string() });
     let text = match std::fs::metadata(&path) {
@@ -90,7 +116,9 @@ pub fn setup(conn: &mut Connection, dir: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(unreadable(e)),
     };
-    let statements = split(&text)?;
+    let prelude: Vec<String> = schemas.tables().map(apply::create_sql).collect();
+    let reserved = apply::made_from_files(conn)?;
+    let statements = split(&text, &prelude, &reserved)?;
     // IMMEDIATE: two processes starting on one folder apply it one after the other.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for Statement { text, line } in statements {
@@ -143,7 +171,7 @@ fn guarded(
 }
 
 /// An index on `_owner` for every user table that has one (virtual tables cannot have one).
-fn index_owners(conn: &Connection) -> Result<(), StoreError> {
+pub(crate) fn index_owners(conn: &Connection) -> Result<(), StoreError> {
     let mut virtual_tables =
         conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")?;
     let virtual_tables = virtual_tables.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
@@ -157,10 +185,15 @@ fn index_owners(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// The statements of `sql` as SQLite splits them, with their lines. Runs them (guarded) on a
-/// scratch in-memory database, so later statements can refer to earlier ones.
-fn split(sql: &str) -> Result<Vec<Statement>, StoreError> {
+/// scratch in-memory database, after the `prelude` (goop's own `CREATE TABLE`s of the schema
+/// files' tables), so later statements can refer to earlier ones. A statement creating one of
+/// the `reserved` tables (name, file) is an error.
+fn split(sql: &str, prelude: &[String], reserved: &[(String, Option<String>)]) -> Result<Vec<Statement>, StoreError> {
     let scratch = Connection::open_in_memory()?;
     scratch.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+    for create in prelude {
+        scratch.execute_batch(create)?;
+    }
     let mut batch = Batch::new(&scratch, sql);
     let mut lines = Lines::default();
     let mut out = Vec::new();
@@ -171,6 +204,19 @@ fn split(sql: &str) -> Result<Vec<Statement>, StoreError> {
         // preparing it (SQLite could not parse it, or the authorizer refused it) is on its line.
         let start = next_statement(sql, end);
         let line = lines.at(sql, start);
+        let is_create = sql[start..].get(..6).is_some_and(|word| word.eq_ignore_ascii_case("create"));
+        if is_create && !reserved.is_empty() {
+            for created in created_tables(&scratch, &sql[start..]) {
+                if let Some((name, file)) = reserved.iter().find(|(name, _)| name.eq_ignore_ascii_case(&created)) {
+                    let file = file.as_deref().unwrap_or(super::schemas::folder::DIR);
+                    let message = format!(
+                        "creates table {name}, which {file} defines; a table is defined in one place: remove \
+                         it from one of them"
+                    );
+                    return Err(SchemaError::Statement { file: FILE, line, message }.into());
+                }
+            }
+        }
         let mut next = None;
         // Preparing runs the authorizer, so it is guarded too.
         guarded(&scratch, line, |_| {
@@ -195,6 +241,26 @@ fn split(sql: &str) -> Result<Vec<Statement>, StoreError> {
         guarded(&scratch, line, |_| step_through(&mut stmt))?;
         out.push(Statement { text, line });
     }
+}
+
+/// The tables the first statement of `sql` would create, as SQLite's authorizer names them
+/// while preparing it (before it checks whether they exist, so `IF NOT EXISTS` is seen too).
+/// Nothing runs.
+fn created_tables(conn: &Connection, sql: &str) -> Vec<String> {
+    let created: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = Arc::clone(&created);
+    let record = move |ctx: AuthContext<'_>| {
+        if let AuthAction::CreateTable { table_name } | AuthAction::CreateVtable { table_name, .. } = ctx.action {
+            seen.lock().unwrap_or_else(PoisonError::into_inner).push(table_name.to_string());
+        }
+        Authorization::Allow
+    };
+    if conn.authorizer(Some(record)).is_ok() {
+        let _ = conn.prepare(sql);
+        let _ = conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+    }
+    let names = created.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    names
 }
 
 /// Where the statement after byte `at` of `sql` starts: past spaces, comments and empty
@@ -294,7 +360,7 @@ mod tests {
         let sql = "-- games\nCREATE TABLE a (x TEXT DEFAULT ';');\n/* seed */ INSERT INTO a VALUES ('--');\n\
                    ;;\n\nCREATE TRIGGER t AFTER INSERT ON a\nBEGIN DELETE FROM a WHERE 0; END;\n-- trailing";
         assert_eq!(
-            split(sql).map_err(|e| e.to_string()),
+            split(sql, &[], &[]).map_err(|e| e.to_string()),
             Ok(vec![
                 statement(2, "CREATE TABLE a (x TEXT DEFAULT ';')"),
                 statement(3, "INSERT INTO a VALUES ('--')"),
@@ -306,7 +372,7 @@ mod tests {
 
     #[test]
     fn an_error_names_the_line_its_statement_starts_on() {
-        let error = |sql: &str| split(sql).map(|_| ()).map_err(|e| e.to_string());
+        let error = |sql: &str| split(sql, &[], &[]).map(|_| ()).map_err(|e| e.to_string());
         let sql = "CREATE TABLE a (x);\n\n-- next; with a semicolon\nCREATE TABLEE b (y);\n";
         assert_eq!(error(sql), Err("site/schema.sql:4: near \"TABLEE\": syntax error".into()));
         let sql = "CREATE TABLE a (x);;\nINSERT INTO a VALUES ('a;\nb');\n\nINSERT INTO\n  nowhere VALUES (1);";
