@@ -294,10 +294,9 @@ mod tests {
 
     #[test]
     fn schema_files_give_access_and_schema_json_only_budgets() {
-        let file = Policies::parse(
-            r#"{"tables": {"posts": {"read": "none", "quota_rows": 5}, "todos": {"rate_limit": 7}}}"#,
-        )
-        .unwrap();
+        let file =
+            Policies::parse(r#"{"tables": {"posts": {"read": "none", "quota_rows": 5}, "todos": {"rate_limit": 7}}}"#)
+                .unwrap();
         let table = |name: &str, access: &str| {
             let text = format!(
                 r#"{{"name": "{name}", "system_key": true, "columns": [{{"name": "a", "type": "text"}}], "access": {access}}}"#

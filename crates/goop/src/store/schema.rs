@@ -38,8 +38,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::fallible_iterator::FallibleIterator;
-use rusqlite::limits::Limit;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
 use rusqlite::{Batch, Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::{SchemaError, StoreError};
@@ -256,7 +256,8 @@ fn created_tables(conn: &Connection, sql: &str) -> Vec<String> {
         Authorization::Allow
     };
     if conn.authorizer(Some(record)).is_ok() {
-        let _ = conn.prepare(sql);
+        // A batch prepares only its first statement.
+        let _ = Batch::new(conn, sql).next();
         let _ = conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
     }
     let names = created.lock().unwrap_or_else(PoisonError::into_inner).clone();

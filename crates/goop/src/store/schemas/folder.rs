@@ -86,7 +86,8 @@ pub fn load(peer_dir: &Path) -> Result<Vec<(String, TableSchema)>, SchemaError> 
     let mut tables: Vec<(String, TableSchema)> = Vec::with_capacity(names.len());
     for (name, meta) in names {
         let file = format!("{DIR}/{name}");
-        let text = read(&dir.join(&name), &meta).map_err(|message| SchemaError::Table { file: file.clone(), message })?;
+        let text =
+            read(&dir.join(&name), &meta).map_err(|message| SchemaError::Table { file: file.clone(), message })?;
         let table = format::parse(&text).map_err(|message| SchemaError::Table { file: file.clone(), message })?;
         if let Some((other, _)) = tables.iter().find(|(_, t)| t.name.eq_ignore_ascii_case(&table.name)) {
             let message = format!("name: table {} is also defined by {other}; a table is defined once", table.name);

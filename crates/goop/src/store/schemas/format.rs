@@ -306,7 +306,9 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let base = |columns: &str| format!(r#"{{"name": "t", "system_key": true, "columns": [{columns}]}}"#);
-        assert!(error(&base(r#"{"name": "a", "type": "strng"}"#)).starts_with("columns[0].type: unknown variant `strng`"));
+        assert!(
+            error(&base(r#"{"name": "a", "type": "strng"}"#)).starts_with("columns[0].type: unknown variant `strng`")
+        );
         let typo = error(&base(r#"{"name": "a", "type": "text", "requried": true}"#));
         assert!(typo.starts_with("columns[0]") && typo.contains("unknown field `requried`"), "{typo}");
         assert!(error(r#"{"name": "t", "columns": [{"name": "a", "type": "text"}], "access": {"read": "public"}}"#)
@@ -335,9 +337,11 @@ mod tests {
             "",
             &"a".repeat(65),
         ] {
-            let table = serde_json::json!({"name": name, "system_key": true, "columns": [{"name": "a", "type": "text"}]});
+            let table =
+                serde_json::json!({"name": name, "system_key": true, "columns": [{"name": "a", "type": "text"}]});
             assert!(error(&table.to_string()).starts_with("name: "), "table {name:?}");
-            let column = serde_json::json!({"name": "t", "system_key": true, "columns": [{"name": name, "type": "text"}]});
+            let column =
+                serde_json::json!({"name": "t", "system_key": true, "columns": [{"name": name, "type": "text"}]});
             assert!(error(&column.to_string()).starts_with("columns[0].name: "), "column {name:?}");
         }
         let roles = r#"{"name": "t", "system_key": true, "columns": [{"name": "a", "type": "text"}],
@@ -362,8 +366,7 @@ mod tests {
         let table = serde_json::json!({"name": "t", "system_key": true, "columns": columns});
         assert_eq!(error(&table.to_string()), "columns: at most 64 columns, not 65");
         let roles: serde_json::Map<_, _> = (0..=MAX_ROLES).map(|i| (format!("r{i}"), serde_json::json!({}))).collect();
-        let table =
-            serde_json::json!({"name": "t", "system_key": true, "columns": [{"name": "a", "type": "text"}], "roles": roles});
+        let table = serde_json::json!({"name": "t", "system_key": true, "columns": [{"name": "a", "type": "text"}], "roles": roles});
         assert_eq!(error(&table.to_string()), "roles: at most 16 roles");
     }
 }

@@ -107,7 +107,8 @@ mod tests {
 
     #[test]
     fn goop2_levels_map_onto_goops_policies() {
-        let access = TableAccess { read: Level::Owner, insert: Level::Open, update: Level::Group, delete: Level::Local };
+        let access =
+            TableAccess { read: Level::Owner, insert: Level::Open, update: Level::Group, delete: Level::Local };
         assert_eq!(access.policies(), [Access::Own, Access::Open, Access::Group, Access::Local]);
         let access = TableAccess { read: Level::Open, insert: Level::Owner, update: Level::Open, delete: Level::Owner };
         assert_eq!(access.policies(), [Access::Open, Access::Owner, Access::Open, Access::Owner]);
