@@ -281,12 +281,22 @@ fn changes_apply_while_the_peer_runs() {
     let insert = json!({"op": "insert", "table": "posts", "data": {"title": "Ann's", "body": "b"}});
     assert_eq!(remote(&peer.addr, ann.path(), insert)["ok"], true);
 
-    // A removed file leaves its table and rows; re-adding it takes the table back.
+    // A removed file leaves its table and rows, closed to visitors (removing a file never opens
+    // a table); putting it back takes the table back.
+    let answer = json!({"op": "insert", "table": "answers", "data": {"q1": "yes"}});
+    assert_eq!(remote(&peer.addr, ann.path(), answer.clone())["ok"], true);
     std::fs::remove_file(dir.join("site/schemas/answers.json")).unwrap();
     assert_eq!(check(dir), "ok echo");
     assert_eq!(local(dir, json!({"op": "tables"})), json!({"ok": true, "tables": ["answers", "posts"]}));
+    let closed = remote(&peer.addr, ann.path(), answer.clone());
+    assert_eq!(closed["error"], "not allowed: insert on table answers (policy: local)");
+    assert_eq!(
+        local(dir, json!({"op": "query", "table": "answers", "columns": ["q1"]}))["rows"],
+        json!([{"q1": "yes"}])
+    );
     write_schema(dir, "answers.json", ANSWERS);
     assert_eq!(check(dir), "ok echo");
+    assert_eq!(remote(&peer.addr, ann.path(), answer)["ok"], true);
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! The peer's SQLite store: schema, system columns, access policies, the data protocol's table operations, goop.db.
 //!
 //! One database per peer folder, `DIR/data.db`, in WAL mode. At open, goop's internal tables
-//! (`_goop_*`) are created and the site's `site/schema.sql` is applied (idempotently, see
-//! [`schema`]); `site/schema.json` gives the tables' access policies ([`policy`]).
+//! (`_goop_*`) are created, the tables of `site/schemas/*.json` made ([`schemas`], goop2's
+//! format) and the site's `site/schema.sql` applied (idempotently, see [`schema`]);
+//! `site/schema.json` gives the tables' access policies ([`policy`]), a schema file its own
+//! table's.
 //!
 //! Three ways in, all blocking (call them off the async runtime's workers):
 //! - [`Store::data_request`]: the data protocol's `tables`/`describe`/`query`/`insert`/
@@ -17,13 +19,13 @@
 //! protocol stamps them and refuses to write a table that lacks any of them; reading such a
 //! table is allowed where its policy does not need `_owner`.
 //!
-//! `schema.sql` and `schema.json` are looked at again (one `stat` each) before every request and
-//! `goop.db` statement: when either changed — an installed template, the owner's edit — it is
-//! re-applied or re-read, without a restart.
+//! `schema.sql`, `schema.json` and the schema folder are looked at again (one `stat` each, a
+//! listing for the folder) before every request and `goop.db` statement: when one changed — an
+//! installed template, the owner's edit — it is re-applied or re-read, without a restart.
 //!
-//! A broken `schema.sql` does not stop the peer: nothing of it is applied, the tables stay as
-//! they were, and [`Store::schema_error`] says why (the dashboard and `goop check` show it).
-//! It is logged when it changes, not on every request.
+//! A broken `schema.sql` or schema file does not stop the peer: nothing of it is applied, the
+//! tables stay as they were, and [`Store::schema_error`] says why (the dashboard and `goop
+//! check` show it). It is logged when it changes, not on every request.
 
 pub mod budget;
 pub mod data;
@@ -154,7 +156,7 @@ fn tables_not_applied(error: &SchemaError) -> String {
 fn apply_folder(conn: &mut rusqlite::Connection, dir: &Path) -> Result<Schemas, StoreError> {
     let tables = folder::load(dir)?;
     schemas::apply::apply(conn, &tables)?;
-    Ok(Schemas::new(tables))
+    Ok(Schemas::new(tables, schemas::apply::orphans(conn)?))
 }
 
 impl Store {
@@ -177,7 +179,10 @@ impl Store {
         // The last schemas that applied stay in force while the files are broken.
         let (schemas, tables_error) = match apply_folder(&mut setup, peer_dir) {
             Ok(schemas) => (schemas, None),
-            Err(StoreError::Schema(e)) => (Schemas::new(schemas::apply::registered(&setup)?), Some(e)),
+            Err(StoreError::Schema(e)) => {
+                let last = Schemas::new(schemas::apply::registered(&setup)?, schemas::apply::orphans(&setup)?);
+                (last, Some(e))
+            }
             Err(e) => return Err(e),
         };
         let schema_error = match schema::setup(&mut setup, peer_dir, &schemas) {

@@ -234,6 +234,14 @@ impl Policies {
             let budgets = self.tables.get(&key).copied().unwrap_or_default();
             merged.tables.insert(key, TablePolicy { read, insert, update, delete, ..budgets });
         }
+        for name in schemas.orphans() {
+            let key = name.to_ascii_lowercase();
+            let budgets = self.tables.get(&key).copied().unwrap_or_default();
+            let local = Access::Local;
+            merged
+                .tables
+                .insert(key, TablePolicy { read: local, insert: local, update: local, delete: local, ..budgets });
+        }
         (merged, complaints)
     }
 
@@ -303,10 +311,13 @@ mod tests {
             );
             (format!("site/schemas/{name}.json"), crate::store::schemas::format::parse(&text).unwrap())
         };
-        let schemas = Schemas::new(vec![
-            table("posts", r#"{"read": "open", "insert": "owner", "update": "group", "delete": "local"}"#),
-            table("todos", r#"{"read": "owner", "insert": "open", "update": "open", "delete": "owner"}"#),
-        ]);
+        let schemas = Schemas::new(
+            vec![
+                table("posts", r#"{"read": "open", "insert": "owner", "update": "group", "delete": "local"}"#),
+                table("todos", r#"{"read": "owner", "insert": "open", "update": "open", "delete": "owner"}"#),
+            ],
+            vec!["gone".into()],
+        );
         let (merged, complaints) = file.with_schemas(&schemas);
         assert_eq!(merged.decide("posts", Op::Read, false), Decision::All);
         assert_eq!(merged.decide("posts", Op::Insert, false), Decision::Refused(Access::Owner));
@@ -316,6 +327,8 @@ mod tests {
         assert_eq!(merged.decide("todos", Op::Read, false), Decision::OwnRows);
         assert_eq!(merged.decide("todos", Op::Insert, false), Decision::All);
         assert_eq!((merged.table("posts").quota_rows, merged.table("todos").rate_limit), (5, 7));
+        // A table whose file was removed is nobody's but the owner's.
+        assert_eq!(merged.decide("gone", Op::Read, false), Decision::Refused(Access::Local));
         let complaints: Vec<String> = complaints.iter().map(ToString::to_string).collect();
         assert_eq!(
             complaints,

@@ -10,7 +10,7 @@
 //!   "title" TEXT NOT NULL, "published" INTEGER DEFAULT 1)
 //! ```
 //!
-//! (`required` and `key` are NOT NULL, `default` the DEFAULT, types as [`ColumnType::sql`]).
+//! (`required` and `key` are NOT NULL, `default` the DEFAULT, types as [`super::ColumnType::sql`]).
 //! An existing table from a schema file gets the file's new columns (`ALTER TABLE … ADD
 //! COLUMN`); nothing else about it changes: columns left out of the file stay with their data,
 //! a column's type cannot change (an error), and a changed `required`/`default` of an existing
@@ -143,6 +143,14 @@ pub fn apply(conn: &mut Connection, tables: &[(String, TableSchema)]) -> Result<
     schema::index_owners(&tx)?;
     tx.commit()?;
     Ok(())
+}
+
+/// Tables made from a schema file that is no longer in the folder.
+pub fn orphans(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    conn.execute_batch(REGISTRY)?;
+    let mut stmt = conn.prepare("SELECT name FROM _goop_orm_schemas WHERE schema IS NULL ORDER BY name")?;
+    let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(names)
 }
 
 /// The names of every table made from a schema file (its file present or not): `schema.sql`

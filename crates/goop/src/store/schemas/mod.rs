@@ -9,7 +9,7 @@
 //!  "roles": {"coauthor": {"read": true, "insert": true}}}
 //! ```
 //!
-//! The format is [`format`]'s; the folder is read by [`folder`] (bounded: [`folder::MAX_FILES`]
+//! The format is [`mod@format`]'s; the folder is read by [`folder`] (bounded: [`folder::MAX_FILES`]
 //! files of at most [`folder::MAX_FILE_BYTES`], [`format::MAX_COLUMNS`] columns a table), and
 //! [`apply`] creates the tables, with goop2's system columns `_id`, `_owner`, `_owner_email`,
 //! `_created_at`, `_updated_at`.
@@ -27,6 +27,9 @@
 //! `on_group_join` refuses, so membership proves nothing a table could rely on: `group` is the
 //! strictest reading, only this peer (its owner's commands, pages and scripts). `roles` are kept
 //! in the description but grant nothing yet. The owner is never restricted, whatever the level.
+//!
+//! A table whose schema file is removed keeps its rows and is `local` for every operation until
+//! the file is back (or the owner drops the table): removing a file never opens a table.
 //!
 //! The per-peer budgets (`rate_limit`, `quota_rows`, `quota_bytes`) of such a table are the
 //! defaults unless `site/schema.json` names the table with only those fields; an access field
@@ -49,12 +52,22 @@ use super::policy::Access;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Schemas {
     tables: BTreeMap<String, (String, TableSchema)>,
+    /// Tables made from a schema file that is gone: nobody remote may use them.
+    orphans: Vec<String>,
 }
 
 impl Schemas {
-    /// From (file, schema) pairs, as [`folder::load`] or [`apply::registered`] give them.
-    pub fn new(tables: Vec<(String, TableSchema)>) -> Schemas {
-        Schemas { tables: tables.into_iter().map(|(file, t)| (t.name.to_ascii_lowercase(), (file, t))).collect() }
+    /// From (file, schema) pairs, as [`folder::load`] or [`apply::registered`] give them, and
+    /// the tables whose files are gone ([`apply::orphans`]).
+    pub fn new(tables: Vec<(String, TableSchema)>, orphans: Vec<String>) -> Schemas {
+        let tables = tables.into_iter().map(|(file, t)| (t.name.to_ascii_lowercase(), (file, t))).collect();
+        Schemas { tables, orphans }
+    }
+
+    /// Tables made from a schema file that was removed: they keep their rows, and are refused
+    /// to every remote peer (as `local`) until the file is back or the table is dropped.
+    pub fn orphans(&self) -> &[String] {
+        &self.orphans
     }
 
     /// The description of `table` (any case), if a schema file defines it.
