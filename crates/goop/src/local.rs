@@ -139,8 +139,9 @@ impl LocalPeer {
         let mut stdout = String::new();
         let schema_error = self.services.store.schema_error();
         let mut success = schema_error.is_none();
-        if let Some(e) = schema_error {
-            stdout.push_str(&format!("error schema: {e}\n"));
+        // One line per fault: schema.sql's, the schema files', schema.json's ignored fields.
+        for line in schema_error.iter().flat_map(|e| e.to_string().lines().map(String::from).collect::<Vec<_>>()) {
+            stdout.push_str(&format!("error schema: {line}\n"));
         }
         for script in self.engine()?.scripts() {
             match &script.error {

@@ -344,6 +344,24 @@ fn a_table_is_defined_in_one_place() {
 }
 
 #[test]
+fn check_lists_every_schema_fault_on_its_own_line() {
+    let host = folder("Host");
+    let dir = host.path();
+    std::fs::write(dir.join("site/schema.sql"), "CREATE TABLEE oops (a);").unwrap();
+    write_schema(dir, "posts.json", r#"{"name": "posts", "system_key": true, "columns": []}"#);
+    let out = stdout(&goop(&["check", "--dir", dir.to_str().unwrap()]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            r#"error schema: site/schema.sql:1: near "TABLEE": syntax error"#,
+            "error schema: site/schemas/posts.json: columns: a table needs at least one column",
+            "ok echo"
+        ]
+    );
+}
+
+#[test]
 fn hostile_files_are_refused() {
     let host = folder("Host");
     let dir = host.path();

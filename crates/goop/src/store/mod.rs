@@ -254,7 +254,7 @@ impl Store {
             }
         }
         if policies_changed {
-            let (policies, conflicts) = read(&self.inner.file_policies).with_schemas(&self.schemas());
+            let (policies, conflicts) = read(&self.inner.file_policies).with_schemas(&read(&self.inner.schemas));
             for complaint in &conflicts {
                 tracing::warn!("{complaint}");
             }
@@ -263,7 +263,7 @@ impl Store {
         }
         // The schema files' tables are on its scratch run: look again when they changed too.
         if before.schema != now.schema || before.tables != now.tables {
-            match schema::setup(&mut conn, &self.inner.dir, &self.schemas()) {
+            match schema::setup(&mut conn, &self.inner.dir, &read(&self.inner.schemas)) {
                 Ok(()) => {
                     if errors.schema.take().is_some() || before.schema != now.schema {
                         tracing::info!("{}: applied", schema::FILE);
@@ -293,8 +293,10 @@ impl Store {
         }
     }
 
-    /// The tables of `site/schemas/*.json` in force: their typed descriptions.
+    /// The tables of `site/schemas/*.json` in force, as of now (after [`Store::refresh`]):
+    /// their typed descriptions.
     pub fn schemas(&self) -> Arc<Schemas> {
+        self.refresh();
         read(&self.inner.schemas)
     }
 

@@ -153,11 +153,14 @@ pub fn orphans(conn: &Connection) -> Result<Vec<String>, StoreError> {
     Ok(names)
 }
 
-/// The names of every table made from a schema file (its file present or not): `schema.sql`
-/// may not create them.
+/// The names of every table made from a schema file that still exists (its file present or
+/// not), with the file: `schema.sql` may not create them.
 pub fn made_from_files(conn: &Connection) -> Result<Vec<(String, Option<String>)>, StoreError> {
     conn.execute_batch(REGISTRY)?;
-    let mut stmt = conn.prepare("SELECT name, file FROM _goop_orm_schemas")?;
+    let mut stmt = conn.prepare(
+        "SELECT name, file FROM _goop_orm_schemas \
+         WHERE name IN (SELECT name FROM sqlite_schema WHERE type = 'table')",
+    )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
