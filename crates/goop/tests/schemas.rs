@@ -428,6 +428,15 @@ fn bounds_of_the_schema_folder() {
     assert_eq!(check(dir), "ok echo");
     write_schema(dir, "t00.json", &format!("{text}{}", " ".repeat(64 * 1024 + 1 - text.len())));
     assert_eq!(check(dir), "error schema: site/schemas/t00.json: is larger than 65536 bytes");
+    write_schema(dir, "t00.json", &text);
+
+    // The listing is read before every request: 256 entries of any kind, not more.
+    for i in 0..(256 - 64) {
+        write_schema(dir, &format!("note{i}.txt"), "");
+    }
+    assert_eq!(check(dir), "ok echo");
+    write_schema(dir, "one-too-many.txt", "");
+    assert_eq!(check(dir), "error schema: site/schemas/: holds more than 256 entries");
 }
 
 #[test]

@@ -106,8 +106,8 @@ struct Inner {
     path: PathBuf,
     /// The peer folder, where `site/schema.sql`, `site/schema.json` and `site/schemas/` live.
     dir: PathBuf,
-    /// What those looked like when last applied.
-    seen: Mutex<Stamp>,
+    /// What those looked like when last applied, and how to look at the folder again.
+    seen: Mutex<(Stamp, folder::Watch)>,
     errors: Mutex<Errors>,
 }
 
@@ -139,12 +139,12 @@ struct Stamp {
     tables: folder::Stamp,
 }
 
-fn stamp(dir: &Path) -> Stamp {
+fn stamp(dir: &Path, watch: &mut folder::Watch) -> Stamp {
     let of = |file: &str| {
         let meta = std::fs::metadata(dir.join(file)).ok()?;
         Some((meta.modified().ok()?, meta.len()))
     };
-    Stamp { schema: of(schema::FILE), policies: of(POLICY_FILE), tables: folder::stamp(dir) }
+    Stamp { schema: of(schema::FILE), policies: of(POLICY_FILE), tables: watch.stamp(dir) }
 }
 
 /// How the log reads when the schema files are not applied.
@@ -166,7 +166,8 @@ impl Store {
     /// [`Store::schema_error`].
     pub fn open(peer_dir: &Path, owner_id: &str) -> Result<Store, StoreError> {
         let path = peer_dir.join(DB_FILE);
-        let seen = stamp(peer_dir);
+        let mut watch = folder::Watch::default();
+        let seen = stamp(peer_dir, &mut watch);
         let file_policies = Policies::load(&peer_dir.join(POLICY_FILE))?;
         let mut setup = pool::connect(&path)?;
         let mode: String = setup
@@ -202,7 +203,7 @@ impl Store {
             schemas: RwLock::new(Arc::new(schemas)),
             path,
             dir: peer_dir.to_path_buf(),
-            seen: Mutex::new(seen),
+            seen: Mutex::new((seen, watch)),
             errors: Mutex::new(Errors { schema: schema_error, tables: tables_error, conflicts }),
         };
         Ok(Store { inner: Arc::new(inner) })
@@ -213,12 +214,13 @@ impl Store {
     /// leaves the previous policies in force; a broken schema file or `schema.sql` leaves the
     /// tables (and the schema files' access) as they were.
     pub fn refresh(&self) {
-        let now = stamp(&self.inner.dir);
         let mut seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if *seen == now {
+        let (last, watch) = &mut *seen;
+        let now = stamp(&self.inner.dir, watch);
+        if *last == now {
             return;
         }
-        let before = std::mem::replace(&mut *seen, now.clone());
+        let before = std::mem::replace(last, now.clone());
         let mut errors = self.inner.errors.lock().unwrap_or_else(|p| p.into_inner());
         let mut policies_changed = false;
         if before.policies != now.policies {

@@ -1,5 +1,5 @@
-//! Reading `site/schemas/`: which schema files there are (a cheap stamp, looked at before every
-//! request), and their tables, within bounds.
+//! Reading `site/schemas/`: whether it changed (a cheap stamp, looked at before every request),
+//! and its tables, within bounds.
 //!
 //! Only regular `*.json` files directly in the folder count (dotfiles, other files and
 //! subfolders are ignored). A symbolic link — the folder itself or a file in it — is an error,
@@ -22,30 +22,88 @@ pub const MAX_FILES: usize = 64;
 pub const MAX_ENTRIES: usize = 256;
 /// Largest schema file.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024;
+/// How long the folder must have been unchanged before its listing is reused.
+const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// What the folder looked like: each entry's name, kind, size, modification time and inode.
-/// Equal stamps: nothing to reload.
+/// What the folder looked like: the folder's own `lstat`, and each schema file's name, kind,
+/// size, modification time and inode. Equal stamps: nothing to reload.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Stamp(Vec<(String, bool, u64, Option<SystemTime>, u64)>);
+pub struct Stamp {
+    folder: Option<Seen>,
+    files: Vec<(String, Seen)>,
+    /// More entries than [`MAX_ENTRIES`]: listed no further.
+    crowded: bool,
+}
 
-/// Looks at the folder: one listing and an `lstat` per entry, at most [`MAX_ENTRIES`] + 1.
-pub fn stamp(peer_dir: &Path) -> Stamp {
-    let dir = peer_dir.join(DIR);
-    let mut seen = Vec::new();
-    if let Ok(meta) = std::fs::symlink_metadata(&dir) {
-        seen.push((String::new(), meta.is_dir(), meta.len(), meta.modified().ok(), meta.ino()));
+/// One `lstat`'s worth: kind (file, folder, link), size, modification time, inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen(u8, u64, Option<SystemTime>, u64);
+
+impl Seen {
+    fn of(meta: &Metadata) -> Seen {
+        let kind = match meta.file_type() {
+            t if t.is_symlink() => 2,
+            t if t.is_dir() => 1,
+            _ => 0,
+        };
+        Seen(kind, meta.len(), meta.modified().ok(), meta.ino())
     }
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for entry in entries.take(MAX_ENTRIES + 1).flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            match entry.metadata() {
-                Ok(m) => seen.push((name, m.is_file(), m.len(), m.modified().ok(), m.ino())),
-                Err(_) => seen.push((name, false, 0, None, 0)),
-            }
+}
+
+/// Looks at the folder cheaply enough to do before every request and `goop.db` statement: the
+/// folder's `lstat`, and one per schema file (at most [`MAX_FILES`] + 1). The listing itself
+/// is read again only when the folder changed (a file added, removed or renamed changes its
+/// modification time), at most [`MAX_ENTRIES`] + 1 entries.
+#[derive(Debug, Default)]
+pub struct Watch {
+    last: Stamp,
+}
+
+impl Watch {
+    pub fn stamp(&mut self, peer_dir: &Path) -> Stamp {
+        let dir = peer_dir.join(DIR);
+        let folder = std::fs::symlink_metadata(&dir).ok().map(|m| Seen::of(&m));
+        // Timestamps tick coarsely: a folder changed in the last second may change again with
+        // the same modification time, so it is listed every time until it has been quiet.
+        let quiet = folder.and_then(|Seen(_, _, modified, _)| modified?.elapsed().ok()).is_some_and(|age| age > QUIET);
+        let (names, crowded) = if quiet && folder == self.last.folder {
+            (self.last.files.iter().map(|(name, _)| name.clone()).collect(), self.last.crowded)
+        } else {
+            list(&dir)
+        };
+        let files = names
+            .into_iter()
+            .map(|name| {
+                let seen = std::fs::symlink_metadata(dir.join(&name)).ok().map(|m| Seen::of(&m));
+                (name, seen.unwrap_or(Seen(3, 0, None, 0)))
+            })
+            .collect();
+        self.last = Stamp { folder, files, crowded };
+        self.last.clone()
+    }
+}
+
+/// The schema file names in `dir` (at most [`MAX_FILES`] + 1), and whether it holds more than
+/// [`MAX_ENTRIES`] entries.
+fn list(dir: &Path) -> (Vec<String>, bool) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return (Vec::new(), false) };
+    let mut names = Vec::new();
+    for (count, entry) in entries.flatten().enumerate() {
+        if count >= MAX_ENTRIES {
+            return (names, true);
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_schema_name(&name) && names.len() <= MAX_FILES {
+            names.push(name);
         }
     }
-    seen.sort();
-    Stamp(seen)
+    names.sort();
+    (names, false)
+}
+
+/// A name that counts as a schema file: `*.json`, not a dotfile.
+fn is_schema_name(name: &str) -> bool {
+    !name.starts_with('.') && name.ends_with(".json")
 }
 
 /// The tables of every schema file, in file-name order, each with its file's path (relative to
@@ -70,7 +128,7 @@ pub fn load(peer_dir: &Path) -> Result<Vec<(String, TableSchema)>, SchemaError> 
         }
         let entry = entry.map_err(|e| folder_error(format!("cannot read it: {e}")))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(".json") {
+        if !is_schema_name(&name) {
             continue;
         }
         let meta = entry.metadata().map_err(|e| folder_error(format!("cannot read {name}: {e}")))?;
