@@ -237,6 +237,8 @@ impl Store {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!("cannot apply the schema now: {e}");
+                // Looked at again at the next request.
+                *last = before;
                 return;
             }
         };
@@ -252,7 +254,10 @@ impl Store {
                     tracing::warn!("{}", tables_not_applied(&e));
                     errors.tables = Some(e);
                 }
-                Err(e) => tracing::warn!("{}: cannot apply it now: {e}", folder::DIR),
+                Err(e) => {
+                    tracing::warn!("{}: cannot apply it now: {e}", folder::DIR);
+                    last.tables = folder::Stamp::unknown();
+                }
             }
         }
         if policies_changed {

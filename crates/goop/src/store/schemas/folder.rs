@@ -35,6 +35,14 @@ pub struct Stamp {
     crowded: bool,
 }
 
+impl Stamp {
+    /// A stamp no look at the folder gives (no folder, yet too many entries): the folder is
+    /// applied again at the next look.
+    pub fn unknown() -> Stamp {
+        Stamp { folder: None, files: Vec::new(), crowded: true }
+    }
+}
+
 /// One `lstat`'s worth: kind (file, folder, link), size, modification time, inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen(u8, u64, Option<SystemTime>, u64);
