@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 
 use crate::api::json::{self, ConvertError};
 use crate::api::kv_store::KvStore;
-use crate::api::{kv, log};
+use crate::api::{kv, log, route};
 use crate::budget::Budget;
 use crate::engine::{Params, MAX_REPLY_BYTES};
 use crate::error::Error;
@@ -407,7 +407,7 @@ fn peer_table(lua: &Lua, peer: &Peer) -> mlua::Result<Table> {
     Ok(t)
 }
 
-/// `goop.json`, `goop.kv`, `goop.log`, `goop.commands` — the core both scopes share.
+/// `goop.json`, `goop.kv`, `goop.log`, `goop.commands`, `goop.route`, `goop.owner` — the core both scopes share.
 fn core_api(lua: &Lua, setup: &VmSetup) -> mlua::Result<Table> {
     let goop = lua.create_table()?;
     goop.raw_set("json", json::module(lua)?)?;
@@ -417,6 +417,7 @@ fn core_api(lua: &Lua, setup: &VmSetup) -> mlua::Result<Table> {
     }
     let commands = setup.commands.clone();
     goop.raw_set("commands", lua.create_function(move |_, ()| Ok(commands()))?)?;
+    route::install(lua, &goop, &setup.local.id)?;
     Ok(goop)
 }
 
