@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod relay;
 pub mod remote;
 pub mod run;
+pub mod site_module;
 pub mod store;
 pub mod templates;
 pub mod viewer;

@@ -19,6 +19,7 @@ use crate::local::LocalPeer;
 use crate::node::services::{DataStore, Services};
 use crate::node::{Node, NodeConfig, Target};
 use crate::protocol::site::Site;
+use crate::site_module::SiteModule;
 use crate::store::{DbModule, Store};
 use crate::viewer::{self, origin::Hosts, Viewer};
 
@@ -52,8 +53,11 @@ pub fn engine(
     store: &Store,
     groups: &Arc<Groups>,
 ) -> Result<Arc<Engine>, goop_script::Error> {
-    let mut modules: Vec<Arc<dyn HostModule>> =
-        vec![Arc::new(DbModule::new(store.clone())), Arc::new(GroupModule::new(groups.clone()))];
+    let mut modules: Vec<Arc<dyn HostModule>> = vec![
+        Arc::new(DbModule::new(store.clone())),
+        Arc::new(GroupModule::new(groups.clone())),
+        Arc::new(SiteModule::new(site(dir, config))),
+    ];
     if config.lua.http_enabled {
         modules.push(Arc::new(HttpModule::new(HttpPolicy { allow_loopback: config.lua.http_allow_loopback })));
     }
@@ -81,8 +85,12 @@ pub fn services_with(
     store: Store,
     groups: Arc<Groups>,
 ) -> Services {
-    let site = Site { root: dir.join("site"), scripts: dir.join(&config.lua.script_dir) };
-    Services { engine, store: Arc::new(store), site, groups }
+    Services { engine, store: Arc::new(store), site: site(dir, config), groups }
+}
+
+/// The site the peer in `dir` serves, and its script folder that stays private.
+fn site(dir: &Path, config: &PeerConfig) -> Site {
+    Site { root: dir.join("site"), scripts: dir.join(&config.lua.script_dir) }
 }
 
 /// Runs the peer in `dir` until it is told to stop. `viewer` overrides `viewer.addr`
