@@ -16,6 +16,7 @@ pub mod remote;
 pub mod run;
 pub mod site_module;
 pub mod store;
+pub mod template_module;
 pub mod templates;
 pub mod viewer;
 pub mod write_hooks;

@@ -21,6 +21,7 @@ use crate::node::{Node, NodeConfig, Target};
 use crate::protocol::site::Site;
 use crate::site_module::SiteModule;
 use crate::store::{DbModule, Store};
+use crate::template_module::TemplateModule;
 use crate::viewer::{self, origin::Hosts, Viewer};
 
 /// How long `--connect` keeps trying a peer (a bare peer ID waits for a helper to find it).
@@ -57,6 +58,7 @@ pub fn engine(
         Arc::new(DbModule::new(store.clone())),
         Arc::new(GroupModule::new(groups.clone())),
         Arc::new(SiteModule::new(site(dir, config))),
+        Arc::new(TemplateModule::load(dir)),
     ];
     if config.lua.http_enabled {
         modules.push(Arc::new(HttpModule::new(HttpPolicy { allow_loopback: config.lua.http_allow_loopback })));
