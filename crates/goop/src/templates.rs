@@ -139,8 +139,10 @@ impl Template {
         }
         // What `goop.template` shows the peer's scripts.
         let path = peer_dir.join(INSTALLED);
-        write(&path, self.manifest_text().as_bytes())?;
-        done.written.push(path);
+        if std::fs::read(&path).ok().as_deref() != Some(self.manifest_text().as_bytes()) {
+            write(&path, self.manifest_text().as_bytes())?;
+            done.written.push(path);
+        }
         if !self.manifest.tables.is_empty() {
             let path = peer_dir.join("site/schema.json");
             write(&path, self.merged_policies(&path)?.as_bytes())?;
