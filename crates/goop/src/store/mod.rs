@@ -5,8 +5,9 @@
 //! [`schema`]); `site/schema.json` gives the tables' access policies ([`policy`]).
 //!
 //! Three ways in, all blocking (call them off the async runtime's workers):
-//! - [`Store::data_request`]: the data protocol's `tables`/`describe`/`query`/`insert`/
-//!   `update`/`delete` for a caller peer ID ([`data`]), `own` rows through [`own`]'s views,
+//! - [`Store::data_request`]: the data protocol's table ops (`tables`, `describe`, `query`,
+//!   `insert`, `update`, `delete` and goop2's: `query-one`, `count`, `pluck`, `upsert` …) for
+//!   a caller peer ID ([`data`] over the operations layer [`orm`]), `own` rows through [`own`]'s views,
 //!   a remote caller's spending through [`budget`];
 //! - [`DbModule`]: `goop.db` for data functions ([`db`], [`script`]);
 //! - [`Store::save_message`] / [`Store::inbox`]: chat messages that are not commands, at most
@@ -31,6 +32,7 @@ pub mod db;
 mod error;
 mod functions;
 pub mod guard;
+pub mod orm;
 pub mod own;
 pub mod policy;
 mod pool;
