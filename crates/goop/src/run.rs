@@ -19,7 +19,7 @@ use crate::local::LocalPeer;
 use crate::node::services::{DataStore, Services};
 use crate::node::{Node, NodeConfig, Target};
 use crate::protocol::site::Site;
-use crate::store::{DbModule, Store};
+use crate::store::{DbModule, ExprModule, OrmModule, Store};
 use crate::viewer::{self, origin::Hosts, Viewer};
 
 /// How long `--connect` keeps trying a peer (a bare peer ID waits for a helper to find it).
@@ -44,7 +44,7 @@ impl DataStore for Store {
 }
 
 /// The script engine of the peer in `dir`, with the host modules its config enables
-/// (`goop.db` always, `goop.http` unless `lua.http_enabled` is false).
+/// (`goop.db`, `goop.orm` and `goop.expr` always, `goop.http` unless `lua.http_enabled` is false).
 pub fn engine(
     dir: &Path,
     config: &PeerConfig,
@@ -52,8 +52,12 @@ pub fn engine(
     store: &Store,
     groups: &Arc<Groups>,
 ) -> Result<Arc<Engine>, goop_script::Error> {
-    let mut modules: Vec<Arc<dyn HostModule>> =
-        vec![Arc::new(DbModule::new(store.clone())), Arc::new(GroupModule::new(groups.clone()))];
+    let mut modules: Vec<Arc<dyn HostModule>> = vec![
+        Arc::new(DbModule::new(store.clone())),
+        Arc::new(OrmModule::new(store.clone())),
+        Arc::new(ExprModule),
+        Arc::new(GroupModule::new(groups.clone())),
+    ];
     if config.lua.http_enabled {
         modules.push(Arc::new(HttpModule::new(HttpPolicy { allow_loopback: config.lua.http_allow_loopback })));
     }

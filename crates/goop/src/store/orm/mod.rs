@@ -1,6 +1,6 @@
 //! The table operations layer: one set of checked operations on the site's tables — find,
 //! count, exists, pluck, distinct, aggregate, insert, update, delete, upsert — used by both the
-//! data protocol ([`super::data`]) and `goop.orm`.
+//! data protocol ([`super::data`]) and `goop.orm` ([`lua`]).
 //!
 //! A [`Session`] is one caller on one pooled connection until a deadline:
 //! - [`Actor::Remote`]: a peer over the data protocol, under the tables' access policies
@@ -17,6 +17,7 @@
 //! an aggregate's select list, a `goop.expr`) are checked by [`query`] first.
 
 pub mod describe;
+pub mod lua;
 pub mod query;
 pub mod read;
 pub mod write;
