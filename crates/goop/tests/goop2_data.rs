@@ -281,3 +281,41 @@ fn goop2_ops_hold_against_a_hostile_visitor() {
         assert!((1..=1000).contains(&rows) && bytes <= 1024 * 1024 + 1024, "{name}: {rows} rows, {bytes} bytes");
     }
 }
+
+/// goop2's writes go through the site's data hooks like today's: no way around a `before_*`.
+#[test]
+fn hooks_see_goop2s_writes() {
+    let host_dir = host();
+    let h = host_dir.path();
+    let hooks = r#"
+function before_update(tbl, change)
+  if change.data.body == "no" then return false, "not that" end
+  goop.kv.set("seen", change)
+end
+function before_delete(tbl, target) return false, "keep it" end
+function handle() return goop.json.encode(goop.kv.get("seen")) end
+"#;
+    std::fs::write(h.join("site/lua/guard.lua"), hooks).unwrap();
+    let host = run(h);
+    let ann_dir = folder("Ann");
+    let ann = ann_dir.path();
+    let ask = |request: Value| data(&host.addr, ann, request);
+    ask(json!({"op": "insert", "table": "notes", "data": {"body": "a"}}));
+    let refused = |request: Value, reason: &str| {
+        assert_eq!(ask(request.clone()), json!({"ok": false, "error": format!("refused: {reason}")}), "{request}");
+    };
+    refused(json!({"op": "update", "table": "notes", "id": 1, "data": {"body": "no"}}), "not that");
+    refused(json!({"op": "update-where", "table": "notes", "data": {"body": "no"}, "where": "1"}), "not that");
+    refused(json!({"op": "delete", "table": "notes", "id": 1}), "keep it");
+    refused(json!({"op": "delete-where", "table": "notes", "where": "1"}), "keep it");
+    refused(
+        json!({"op": "upsert", "table": "notes", "key_col": "body", "data": {"body": "a", "n": 1}}),
+        "upsert is not available while data hooks watch inserts and updates; use insert or update",
+    );
+    assert_eq!(local(h, "notes").len(), 1);
+    let ok = ask(json!({"op": "update", "table": "notes", "id": 1, "data": {"body": "yes"}}));
+    assert_eq!(ok["ok"], true, "{ok}");
+    let seen = goop(&["cmd", "--dir", h.to_str().unwrap(), "!guard"]);
+    let seen: Value = serde_json::from_str(stdout(&seen).trim()).unwrap();
+    assert_eq!(seen, json!({"data": {"body": "yes"}, "where": "_id = ?", "args": [1]}));
+}
