@@ -319,3 +319,34 @@ function handle() return goop.json.encode(goop.kv.get("seen")) end
     let seen: Value = serde_json::from_str(stdout(&seen).trim()).unwrap();
     assert_eq!(seen, json!({"data": {"body": "yes"}, "where": "_id = ?", "args": [1]}));
 }
+
+/// A running peer's data functions have `goop.orm` and `goop.expr`; chat commands do not.
+#[test]
+fn a_running_peers_functions_have_goop_orm() {
+    let host_dir = host();
+    let h = host_dir.path();
+    let function = r#"
+function call(req)
+  local notes = goop.orm("notes")
+  local id = notes:insert({ body = req.params.body, n = 1 })
+  notes:update_where({ n = goop.expr("n + 1") }, { where = "_id = ?", args = { id } })
+  return { id = id, row = notes:get(id), visitors = notes:count({ where = "_owner <> ?", args = { goop.self.id } }) }
+end
+"#;
+    std::fs::write(h.join("site/lua/functions/note.lua"), function).unwrap();
+    std::fs::write(
+        h.join("site/lua/probe.lua"),
+        "function handle() return type(goop.orm) .. ' ' .. type(goop.expr) end",
+    )
+    .unwrap();
+    let host = run(h);
+    let ann_dir = folder("Ann");
+    let ann = ann_dir.path();
+    let out = goop(&["call", "--peer", &host.addr, "--dir", ann.to_str().unwrap(), "note", r#"{"body":"hi"}"#]);
+    let answer: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(answer["result"]["id"], 1, "{answer}");
+    assert_eq!(answer["result"]["row"]["_owner"], peer_id(ann));
+    assert_eq!((answer["result"]["row"]["n"].clone(), answer["result"]["visitors"].clone()), (json!(2), json!(1)));
+    let command = goop(&["cmd", "--peer", &host.addr, "--dir", ann.to_str().unwrap(), "!probe"]);
+    assert_eq!(stdout(&command).trim(), "nil nil", "goop.orm is for data functions only");
+}
