@@ -20,7 +20,7 @@ use crate::node::services::{DataStore, Services};
 use crate::node::{Node, NodeConfig, Target};
 use crate::protocol::site::Site;
 use crate::site_module::SiteModule;
-use crate::store::{DbModule, Store};
+use crate::store::{DbModule, ExprModule, OrmModule, Store};
 use crate::template_module::TemplateModule;
 use crate::viewer::{self, origin::Hosts, Viewer};
 
@@ -46,7 +46,7 @@ impl DataStore for Store {
 }
 
 /// The script engine of the peer in `dir`, with the host modules its config enables
-/// (`goop.db` always, `goop.http` unless `lua.http_enabled` is false).
+/// (`goop.db`, `goop.orm`, `goop.expr`, `goop.site` and `goop.template` always, `goop.http` unless `lua.http_enabled` is false).
 pub fn engine(
     dir: &Path,
     config: &PeerConfig,
@@ -56,6 +56,8 @@ pub fn engine(
 ) -> Result<Arc<Engine>, goop_script::Error> {
     let mut modules: Vec<Arc<dyn HostModule>> = vec![
         Arc::new(DbModule::new(store.clone())),
+        Arc::new(OrmModule::new(store.clone())),
+        Arc::new(ExprModule),
         Arc::new(GroupModule::new(groups.clone())),
         Arc::new(SiteModule::new(site(dir, config))),
         Arc::new(TemplateModule::load(dir)),
