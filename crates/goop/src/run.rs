@@ -20,7 +20,7 @@ use crate::node::services::{DataStore, Services};
 use crate::node::{Node, NodeConfig, Target};
 use crate::protocol::site::Site;
 use crate::site_module::SiteModule;
-use crate::store::{DbModule, ExprModule, OrmModule, Store};
+use crate::store::{ConfigModule, DbModule, ExprModule, OrmModule, Store};
 use crate::template_module::TemplateModule;
 use crate::viewer::{self, origin::Hosts, Viewer};
 
@@ -46,7 +46,7 @@ impl DataStore for Store {
 }
 
 /// The script engine of the peer in `dir`, with the host modules its config enables
-/// (`goop.db`, `goop.orm`, `goop.expr`, `goop.site` and `goop.template` always, `goop.http` unless `lua.http_enabled` is false).
+/// (`goop.db`, `goop.orm`, `goop.expr`, `goop.config`, `goop.site` and `goop.template` always, `goop.http` unless `lua.http_enabled` is false).
 pub fn engine(
     dir: &Path,
     config: &PeerConfig,
@@ -58,6 +58,7 @@ pub fn engine(
         Arc::new(DbModule::new(store.clone())),
         Arc::new(OrmModule::new(store.clone())),
         Arc::new(ExprModule),
+        Arc::new(ConfigModule::new(store.clone())),
         Arc::new(GroupModule::new(groups.clone())),
         Arc::new(SiteModule::new(site(dir, config))),
         Arc::new(TemplateModule::load(dir)),

@@ -10,7 +10,7 @@
 //!   a caller peer ID ([`data`] over the operations layer [`orm`]), `own` rows through [`own`]'s views,
 //!   a remote caller's spending through [`budget`];
 //! - [`DbModule`]: `goop.db` for data functions ([`db`], [`script`]);
-//! - [`OrmModule`], [`ExprModule`]: `goop.orm` and `goop.expr` for data functions, over the
+//! - [`OrmModule`], [`ExprModule`], [`ConfigModule`]: `goop.orm`, `goop.expr` and `goop.config` for data functions, over the
 //!   same operations as the data protocol ([`orm`]);
 //! - [`Store::save_message`] / [`Store::inbox`]: chat messages that are not commands, at most
 //!   [`MAX_PER_SENDER`] per sender.
@@ -49,7 +49,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use db::DbModule;
 pub use error::{SchemaError, StoreError};
-pub use orm::lua::{ExprModule, OrmModule};
+pub use orm::lua::{ConfigModule, ExprModule, OrmModule};
 pub use policy::{Access, Policies, TablePolicy};
 pub use script::{Rows, Want};
 

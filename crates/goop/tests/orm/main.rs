@@ -1,14 +1,15 @@
 //! `goop.orm` and `goop.expr` through a real engine: goop2's documented examples (lua.md) and
 //! the results its orm_test.go and template tests assert, on tables made by `schema.sql` with
-//! goop's system columns; then the walls (fragments, deadline, caps).
+//! goop's system columns; `goop.config`; then the walls (fragments, deadline, caps).
 
+mod config;
 mod walls;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use goop::store::{DbModule, ExprModule, OrmModule, Store};
+use goop::store::{ConfigModule, DbModule, ExprModule, OrmModule, Store};
 use goop_script::{Config, Engine, Peer};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -33,6 +34,7 @@ pub fn schema() -> String {
         table("notes", "title TEXT NOT NULL, category TEXT DEFAULT 'general'"),
         table("cards", "title TEXT NOT NULL, column_id INTEGER NOT NULL, position INTEGER DEFAULT 0"),
         table("config", "key TEXT NOT NULL, value TEXT DEFAULT ''"),
+        table("app_settings", "api_url TEXT, timeout INTEGER, debug TEXT"),
     ]
     .concat()
 }
@@ -61,8 +63,12 @@ pub fn engine(dir: &Path, store: &Store, timeout: Duration) -> Engine {
     config.rate_limit_global = 0;
     config.timeout = timeout;
     config.local = Peer::new(HOST, "Host");
-    let modules: Vec<Arc<dyn goop_script::HostModule>> =
-        vec![Arc::new(DbModule::new(store.clone())), Arc::new(OrmModule::new(store.clone())), Arc::new(ExprModule)];
+    let modules: Vec<Arc<dyn goop_script::HostModule>> = vec![
+        Arc::new(DbModule::new(store.clone())),
+        Arc::new(OrmModule::new(store.clone())),
+        Arc::new(ExprModule),
+        Arc::new(ConfigModule::new(store.clone())),
+    ];
     Engine::with_modules(config, modules).unwrap()
 }
 

@@ -16,7 +16,10 @@
 //! update/delete/validate/exists, `0, err` for count/update_where/delete_where/seed); wrong
 //! argument types raise. A `goop.expr` value is a userdata: nothing from JSON can forge one.
 
+mod config;
 mod methods;
+
+pub use config::ConfigModule;
 
 use std::sync::Arc;
 use std::time::Instant;
