@@ -28,6 +28,7 @@ pub mod api;
 mod bounded;
 mod budget;
 mod config;
+mod date;
 mod engine;
 mod error;
 mod event;
