@@ -1,8 +1,8 @@
 //! One worker VM: runs a script's chunk in a fresh environment per call, under its limits.
 //!
 //! Per call the chunk runs again with a new global table whose `__index` is the frozen
-//! globals, and a new read-only `goop` table, so nothing a call writes survives it. The
-//! compiled chunk is cached per VM by script version.
+//! globals, holding a read-only `goop` table and `_G` (the table itself), so nothing a call
+//! writes survives it. The compiled chunk is cached per VM by script version.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -244,10 +244,13 @@ impl Vm {
             Entry::Handle(_) => false,
             Entry::Probe(_) | Entry::Handler { .. } => script.origin == Origin::Functions,
         };
-        let env = lua.create_table()?;
+        let env = lua.create_table_with_capacity(0, 2)?;
         env.set_metatable(Some(self.env_meta.clone()))?;
         let goop = self.goop_table(is_function, caller)?;
         env.raw_set("goop", goop)?;
+        // `_G` is this call's globals, as in a state of its own: `_G[name]` finds the script's
+        // functions and `_G.x = 1` sets `x`; the frozen globals stay behind `__index`.
+        env.raw_set("_G", &env)?;
         chunk.set_environment(env.clone())?;
         chunk.call::<()>(())?;
 
