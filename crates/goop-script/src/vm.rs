@@ -187,6 +187,9 @@ impl Vm {
         self.clock.expired.store(false, Ordering::Relaxed);
         let nanos = deadline.duration_since(self.clock.epoch).as_nanos() as u64;
         self.clock.deadline.store(nanos, Ordering::Relaxed);
+        // The call's globals are made before its memory limit is set: a few small tables of the
+        // host's, written without the protected calls mlua makes under a limit.
+        let env = self.call_env(script, &entry, caller);
         let memory_limit = self.lua.used_memory().saturating_add(self.max_memory);
         let _ = self.lua.set_memory_limit(memory_limit);
         let invocation = Invocation {
@@ -199,7 +202,7 @@ impl Vm {
         };
         self.lua.set_app_data(invocation);
 
-        let result = self.run_inner(script, entry, caller);
+        let result = env.map_err(RunError::from).and_then(|env| self.run_inner(script, entry, env));
 
         self.clock.deadline.store(u64::MAX, Ordering::Relaxed);
         let _ = self.lua.set_memory_limit(0);
@@ -232,7 +235,23 @@ impl Vm {
         forgotten
     }
 
-    fn run_inner(&mut self, script: &Script, entry: Entry<'_>, caller: &Peer) -> Result<Output, RunError> {
+    /// The call's globals: `goop` and `_G`, then the frozen globals through `__index`.
+    fn call_env(&mut self, script: &Script, entry: &Entry<'_>, caller: &Peer) -> mlua::Result<Table> {
+        let is_function = match entry {
+            Entry::Call(_) => true,
+            Entry::Handle(_) => false,
+            Entry::Probe(_) | Entry::Handler { .. } => script.origin == Origin::Functions,
+        };
+        let env = self.lua.create_table_with_capacity(0, 2)?;
+        env.set_metatable(Some(self.env_meta.clone()))?;
+        env.raw_set("goop", self.goop_table(is_function, caller)?)?;
+        // `_G` is this call's globals, as in a state of its own: `_G[name]` finds the script's
+        // functions and `_G.x = 1` sets `x`; the frozen globals stay behind `__index`.
+        env.raw_set("_G", &env)?;
+        Ok(env)
+    }
+
+    fn run_inner(&mut self, script: &Script, entry: Entry<'_>, env: Table) -> Result<Output, RunError> {
         let lua = &self.lua.clone();
         let chunk = match self.cache.get(&script.id) {
             Some(f) => f.clone(),
@@ -249,18 +268,6 @@ impl Vm {
                 f
             }
         };
-        let is_function = match entry {
-            Entry::Call(_) => true,
-            Entry::Handle(_) => false,
-            Entry::Probe(_) | Entry::Handler { .. } => script.origin == Origin::Functions,
-        };
-        let env = lua.create_table_with_capacity(0, 2)?;
-        env.set_metatable(Some(self.env_meta.clone()))?;
-        let goop = self.goop_table(is_function, caller)?;
-        env.raw_set("goop", goop)?;
-        // `_G` is this call's globals, as in a state of its own: `_G[name]` finds the script's
-        // functions and `_G.x = 1` sets `x`; the frozen globals stay behind `__index`.
-        env.raw_set("_G", &env)?;
         chunk.set_environment(env.clone())?;
         chunk.call::<()>(())?;
 
