@@ -34,6 +34,8 @@ impl Additions {
             let meta = lua.create_table()?;
             let (own, flag) = (meta.clone(), added.clone());
             let add = lua.create_function(move |lua, (_, key, value): (Table, Value, Value)| {
+                // Set first, so whatever gets linked below is unlinked after the call.
+                flag.store(true, Ordering::Relaxed);
                 let additions = match own.raw_get::<Value>("__index")? {
                     Value::Table(additions) => additions,
                     _ => {
@@ -42,7 +44,6 @@ impl Additions {
                         additions
                     }
                 };
-                flag.store(true, Ordering::Relaxed);
                 additions.raw_set(key, value)
             })?;
             meta.raw_set("__newindex", add)?;
