@@ -419,10 +419,12 @@ impl From<mlua::Error> for RunError {
     }
 }
 
+/// `{id, label, email}`. goop2 scripts read `email`; peers here share none, so it is empty.
 fn peer_table(lua: &Lua, peer: &Peer) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(0, 2)?;
+    let t = lua.create_table_with_capacity(0, 3)?;
     t.raw_set("id", peer.id.as_str())?;
     t.raw_set("label", peer.label.as_str())?;
+    t.raw_set("email", "")?;
     t.set_readonly(true);
     Ok(t)
 }
