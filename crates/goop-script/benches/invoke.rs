@@ -23,6 +23,12 @@ fn invoke(c: &mut Criterion) {
     std::fs::write(dir.path().join("echo.lua"), TRIVIAL).expect("write");
     std::fs::write(dir.path().join("fail.lua"), "function handle(args) error('bad input: ' .. args) end")
         .expect("write");
+    std::fs::write(
+        dir.path().join("trim.lua"),
+        r#"function string.trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+        function handle(args) return args:trim() end"#,
+    )
+    .expect("write");
     std::fs::create_dir(dir.path().join("functions")).expect("mkdir");
     std::fs::write(
         dir.path().join("functions/score.lua"),
@@ -49,6 +55,10 @@ fn invoke(c: &mut Criterion) {
     // The spec's scripts call error() on bad input: that path must keep its VM.
     c.bench_function("handle that calls error() (pooled VM kept)", |b| {
         b.iter(|| engine.run_command(&caller, black_box("fail"), black_box("hi")).expect_err("fails"))
+    });
+    // A call that adds a helper to `string` pays for its additions table and their unlinking.
+    c.bench_function("handle that adds string.trim and calls s:trim()", |b| {
+        b.iter(|| engine.run_command(&caller, black_box("trim"), black_box(" hi ")).expect("call"))
     });
     c.bench_function("data call, nested params and result", |b| {
         b.iter(|| engine.call(&caller, black_box("score"), black_box(&params)).expect("call"))

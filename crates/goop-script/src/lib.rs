@@ -24,10 +24,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod additions;
 pub mod api;
 mod bounded;
 mod budget;
 mod config;
+mod date;
 mod engine;
 mod error;
 mod event;

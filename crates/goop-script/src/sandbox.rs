@@ -3,7 +3,7 @@
 use mlua::{Lua, LuaOptions, StdLib, Table, Value};
 
 use crate::api::log;
-use crate::bounded;
+use crate::{bounded, date};
 
 /// Globals removed from Luau's base library: code loading, environment access, GC control.
 pub const REMOVED_GLOBALS: &[&str] = &[
@@ -22,7 +22,7 @@ pub const REMOVED_GLOBALS: &[&str] = &[
     "package",
 ];
 
-/// The only `os` functions scripts get.
+/// The only `os` functions scripts get; `date` is goop's own (see `date.rs`).
 pub const OS_FUNCTIONS: &[&str] = &["time", "date", "clock"];
 
 /// A new Luau state with the allowed libraries, not yet frozen; returns it with its globals.
@@ -42,6 +42,7 @@ pub fn new_state() -> mlua::Result<(Lua, Table)> {
     for name in OS_FUNCTIONS {
         os.raw_set(*name, full_os.raw_get::<Value>(*name)?)?;
     }
+    os.raw_set("date", date::function(&lua)?)?;
     globals.raw_set("os", os)?;
     globals.raw_set("print", log::print(&lua)?)?;
     bounded::install(&lua, &globals)?;

@@ -1,8 +1,9 @@
 //! One worker VM: runs a script's chunk in a fresh environment per call, under its limits.
 //!
 //! Per call the chunk runs again with a new global table whose `__index` is the frozen
-//! globals, and a new read-only `goop` table, so nothing a call writes survives it. The
-//! compiled chunk is cached per VM by script version.
+//! globals, holding a read-only `goop` table and `_G` (the table itself), so nothing a call
+//! writes survives it; what it adds to the libraries is unlinked after it (`additions.rs`).
+//! The compiled chunk is cached per VM by script version.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,9 +14,10 @@ use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, MultiValue, Table, Value, VmState};
 use serde_json::Value as Json;
 
+use crate::additions::Additions;
 use crate::api::json::{self, ConvertError};
 use crate::api::kv_store::KvStore;
-use crate::api::{kv, log};
+use crate::api::{kv, log, route};
 use crate::budget::Budget;
 use crate::engine::{Params, MAX_REPLY_BYTES};
 use crate::error::Error;
@@ -90,6 +92,8 @@ pub(crate) struct Vm {
     idle_env: Table,
     /// Luau's own `pcall`, through which entry points run.
     pcall: Function,
+    /// What calls add to the libraries, unlinked after each.
+    additions: Additions,
     cache: HashMap<u64, Function>,
     /// Per scope (commands, data functions): caller id → (label, that caller's `goop`).
     goop_cache: [HashMap<String, (String, Table)>; 2],
@@ -114,6 +118,7 @@ impl Vm {
                 commands_base.raw_set(module.name(), table)?;
             }
         }
+        let additions = Additions::install(&lua, &globals)?;
         lua.sandbox(true)?;
         let pcall: Function = globals.raw_get("pcall")?;
         let env_meta = frozen_index(&lua, globals)?;
@@ -149,6 +154,7 @@ impl Vm {
             self_peer,
             idle_env,
             pcall,
+            additions,
             cache: HashMap::new(),
             goop_cache: Default::default(),
             timeout: setup.timeout,
@@ -181,6 +187,9 @@ impl Vm {
         self.clock.expired.store(false, Ordering::Relaxed);
         let nanos = deadline.duration_since(self.clock.epoch).as_nanos() as u64;
         self.clock.deadline.store(nanos, Ordering::Relaxed);
+        // The call's globals are made before its memory limit is set: a few small tables of the
+        // host's, written without the protected calls mlua makes under a limit.
+        let env = self.call_env(script, &entry, caller);
         let memory_limit = self.lua.used_memory().saturating_add(self.max_memory);
         let _ = self.lua.set_memory_limit(memory_limit);
         let invocation = Invocation {
@@ -193,11 +202,11 @@ impl Vm {
         };
         self.lua.set_app_data(invocation);
 
-        let result = self.run_inner(script, entry, caller);
+        let result = env.map_err(RunError::from).and_then(|env| self.run_inner(script, entry, env));
 
         self.clock.deadline.store(u64::MAX, Ordering::Relaxed);
         let _ = self.lua.set_memory_limit(0);
-        self.forget_call(script);
+        let forgotten = self.forget_call(script);
         // A host call that refused to run past the deadline fails the call like an interrupt does.
         let timed_out = self.clock.expired.load(Ordering::Relaxed) || (result.is_err() && Instant::now() >= deadline);
         let (out, reusable) = match result {
@@ -206,23 +215,43 @@ impl Vm {
             Err(RunError::Lua(e)) => (Err(self.classify(script, &e)), failure::is_plain_script_error(&e)),
             Err(RunError::Result(message)) => (Err(Error::BadResult { script: script.name.clone(), message }), true),
         };
-        self.reusable = reusable;
+        // A VM that may still hold the call's additions serves no other call.
+        self.reusable = reusable && forgotten;
         out
     }
 
-    /// Lets go of everything the call made: the chunk's environment, the invocation's host
-    /// values, and (past a little slack) the garbage, so nothing of it outlives the call.
-    fn forget_call(&mut self, script: &Script) {
+    /// Lets go of everything the call made: the chunk's environment, its additions to the
+    /// libraries, the invocation's host values, and (past a little slack) the garbage, so
+    /// nothing of it outlives the call. False when the additions could not be unlinked.
+    fn forget_call(&mut self, script: &Script) -> bool {
         if let Some(chunk) = self.cache.get(&script.id) {
             let _ = chunk.set_environment(self.idle_env.clone());
         }
+        let forgotten = self.additions.forget().is_ok();
         self.lua.remove_app_data::<Invocation>();
         if self.lua.used_memory() > self.baseline + IDLE_SLACK_BYTES {
             let _ = self.lua.gc_collect();
         }
+        forgotten
     }
 
-    fn run_inner(&mut self, script: &Script, entry: Entry<'_>, caller: &Peer) -> Result<Output, RunError> {
+    /// The call's globals: `goop` and `_G`, then the frozen globals through `__index`.
+    fn call_env(&mut self, script: &Script, entry: &Entry<'_>, caller: &Peer) -> mlua::Result<Table> {
+        let is_function = match entry {
+            Entry::Call(_) => true,
+            Entry::Handle(_) => false,
+            Entry::Probe(_) | Entry::Handler { .. } => script.origin == Origin::Functions,
+        };
+        let env = self.lua.create_table_with_capacity(0, 2)?;
+        env.set_metatable(Some(self.env_meta.clone()))?;
+        env.raw_set("goop", self.goop_table(is_function, caller)?)?;
+        // `_G` is this call's globals, as in a state of its own: `_G[name]` finds the script's
+        // functions and `_G.x = 1` sets `x`; the frozen globals stay behind `__index`.
+        env.raw_set("_G", &env)?;
+        Ok(env)
+    }
+
+    fn run_inner(&mut self, script: &Script, entry: Entry<'_>, env: Table) -> Result<Output, RunError> {
         let lua = &self.lua.clone();
         let chunk = match self.cache.get(&script.id) {
             Some(f) => f.clone(),
@@ -239,15 +268,6 @@ impl Vm {
                 f
             }
         };
-        let is_function = match entry {
-            Entry::Call(_) => true,
-            Entry::Handle(_) => false,
-            Entry::Probe(_) | Entry::Handler { .. } => script.origin == Origin::Functions,
-        };
-        let env = lua.create_table()?;
-        env.set_metatable(Some(self.env_meta.clone()))?;
-        let goop = self.goop_table(is_function, caller)?;
-        env.raw_set("goop", goop)?;
         chunk.set_environment(env.clone())?;
         chunk.call::<()>(())?;
 
@@ -399,15 +419,17 @@ impl From<mlua::Error> for RunError {
     }
 }
 
+/// `{id, label, email}`. goop2 scripts read `email`; peers here share none, so it is empty.
 fn peer_table(lua: &Lua, peer: &Peer) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(0, 2)?;
+    let t = lua.create_table_with_capacity(0, 3)?;
     t.raw_set("id", peer.id.as_str())?;
     t.raw_set("label", peer.label.as_str())?;
+    t.raw_set("email", "")?;
     t.set_readonly(true);
     Ok(t)
 }
 
-/// `goop.json`, `goop.kv`, `goop.log`, `goop.commands` — the core both scopes share.
+/// `goop.json`, `goop.kv`, `goop.log`, `goop.commands`, `goop.route`, `goop.owner` — the core both scopes share.
 fn core_api(lua: &Lua, setup: &VmSetup) -> mlua::Result<Table> {
     let goop = lua.create_table()?;
     goop.raw_set("json", json::module(lua)?)?;
@@ -417,6 +439,7 @@ fn core_api(lua: &Lua, setup: &VmSetup) -> mlua::Result<Table> {
     }
     let commands = setup.commands.clone();
     goop.raw_set("commands", lua.create_function(move |_, ()| Ok(commands()))?)?;
+    route::install(lua, &goop, &setup.local.id)?;
     Ok(goop)
 }
 

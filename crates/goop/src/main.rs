@@ -57,11 +57,17 @@ const DATA_REQUESTS: &str = r#"Requests (one JSON object; unknown fields are ref
   {"op":"insert","table":"games","data":{"board":"---------"}}
   {"op":"update","table":"games","data":{"status":"draw"},"where":"_id = ?","args":[3]}
   {"op":"delete","table":"games","where":"_id = ?","args":[3]}
+  goop2's: {"op":"update","table":"games","id":3,"data":{…}}, {"op":"delete","table":"games","id":3},
+      "query-one", "exists", "count" (where/args), "pluck"/"distinct" ("key_col":"board"),
+      "aggregate" ("expr":"status, count(*) AS n","group_by":"status"), "update-where",
+      "delete-where", "upsert" ("key_col":"slug","data":{…}), "orm-schema", "role" (table);
+      "fields" is "columns"' other name
   {"op":"lua-call","function":"hello","params":{"name":"Bo"}}    as goop call
   {"op":"lua-list"}                                as goop list
 
-update and delete need a "where" ("1" for every row). The columns _id, _owner, _created_at and
-_updated_at are written by the peer, never by a request. Without --peer you ask as the folder's
+update and delete need a "where" ("1" for every row) or an "id". The columns _id, _owner,
+_created_at and _updated_at are written by the peer, never by a request (an _owner in an
+insert's data is ignored). Without --peer you ask as the folder's
 owner, whom site/schema.json's policies do not restrict; with --peer they apply to you.
 
 Examples:

@@ -19,7 +19,9 @@ use crate::local::LocalPeer;
 use crate::node::services::{DataStore, Services};
 use crate::node::{Node, NodeConfig, Target};
 use crate::protocol::site::Site;
-use crate::store::{DbModule, Store};
+use crate::site_module::SiteModule;
+use crate::store::{ConfigModule, DbModule, ExprModule, OrmModule, Store};
+use crate::template_module::TemplateModule;
 use crate::viewer::{self, origin::Hosts, Viewer};
 
 /// How long `--connect` keeps trying a peer (a bare peer ID waits for a helper to find it).
@@ -44,7 +46,7 @@ impl DataStore for Store {
 }
 
 /// The script engine of the peer in `dir`, with the host modules its config enables
-/// (`goop.db` always, `goop.http` unless `lua.http_enabled` is false).
+/// (`goop.db`, `goop.orm`, `goop.expr`, `goop.config`, `goop.site` and `goop.template` always, `goop.http` unless `lua.http_enabled` is false).
 pub fn engine(
     dir: &Path,
     config: &PeerConfig,
@@ -52,8 +54,15 @@ pub fn engine(
     store: &Store,
     groups: &Arc<Groups>,
 ) -> Result<Arc<Engine>, goop_script::Error> {
-    let mut modules: Vec<Arc<dyn HostModule>> =
-        vec![Arc::new(DbModule::new(store.clone())), Arc::new(GroupModule::new(groups.clone()))];
+    let mut modules: Vec<Arc<dyn HostModule>> = vec![
+        Arc::new(DbModule::new(store.clone())),
+        Arc::new(OrmModule::new(store.clone())),
+        Arc::new(ExprModule),
+        Arc::new(ConfigModule::new(store.clone())),
+        Arc::new(GroupModule::new(groups.clone())),
+        Arc::new(SiteModule::new(site(dir, config))),
+        Arc::new(TemplateModule::load(dir)),
+    ];
     if config.lua.http_enabled {
         modules.push(Arc::new(HttpModule::new(HttpPolicy { allow_loopback: config.lua.http_allow_loopback })));
     }
@@ -81,8 +90,12 @@ pub fn services_with(
     store: Store,
     groups: Arc<Groups>,
 ) -> Services {
-    let site = Site { root: dir.join("site"), scripts: dir.join(&config.lua.script_dir) };
-    Services { engine, store: Arc::new(store), site, groups }
+    Services { engine, store: Arc::new(store), site: site(dir, config), groups }
+}
+
+/// The site the peer in `dir` serves, and its script folder that stays private.
+fn site(dir: &Path, config: &PeerConfig) -> Site {
+    Site { root: dir.join("site"), scripts: dir.join(&config.lua.script_dir) }
 }
 
 /// Runs the peer in `dir` until it is told to stop. `viewer` overrides `viewer.addr`

@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
+/// The manifest of the template last installed in a peer folder, relative to the folder.
+pub const INSTALLED: &str = "template.json";
+
 /// The template `goop init` uses unless told otherwise.
 pub const DEFAULT: &str = "starter";
 
@@ -134,12 +137,23 @@ impl Template {
             write(&path, file.contents())?;
             done.written.push(path);
         }
+        // What `goop.template` shows the peer's scripts.
+        let path = peer_dir.join(INSTALLED);
+        if std::fs::read(&path).ok().as_deref() != Some(self.manifest_text().as_bytes()) {
+            write(&path, self.manifest_text().as_bytes())?;
+            done.written.push(path);
+        }
         if !self.manifest.tables.is_empty() {
             let path = peer_dir.join("site/schema.json");
             write(&path, self.merged_policies(&path)?.as_bytes())?;
             done.written.push(path);
         }
         Ok(done)
+    }
+
+    /// Its `manifest.json`, as written.
+    fn manifest_text(&self) -> &'static str {
+        self.dir.get_file(self.dir.path().join("manifest.json")).and_then(|f| f.contents_utf8()).unwrap_or("{}")
     }
 
     /// The chat commands it ships (`site/lua/NAME.lua`), sorted.
@@ -221,7 +235,10 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let done = t.write(dir.path(), Existing::Keep).unwrap();
             assert!(dir.path().join("site/index.html").is_file(), "{}", t.manifest.name);
-            assert!(done.written.iter().all(|p| p.starts_with(dir.path().join("site"))));
+            let installed = dir.path().join(INSTALLED);
+            assert!(done.written.iter().all(|p| p.starts_with(dir.path().join("site")) || *p == installed));
+            let recorded: Value = serde_json::from_slice(&std::fs::read(&installed).unwrap()).unwrap();
+            assert_eq!(recorded["name"], t.manifest.name.as_str());
             assert!(done.backed_up.is_empty());
         }
     }

@@ -7,8 +7,10 @@
 //! `before_insert` may return a replacement row, which the next handler and the write get. After
 //! a write, `after_insert(table, row)` (with its `_id` and `_owner`), `after_update(table,
 //! change)` and `after_delete(table, target)` (with `affected`) see what was done. `change` is
-//! `{data, where, args}`, `target` is `{where, args}`. Writes a script makes with `goop.db` do
-//! not fire hooks.
+//! `{data, where, args}`, `target` is `{where, args}`. goop2's writes fire the same hooks
+//! (`update`/`delete` by `id` as `where = "_id = ?"`, `update-where`, `delete-where`); an
+//! `upsert` is refused while hooks watch inserts or updates. Writes a script makes with
+//! `goop.db` or `goop.orm` do not fire hooks.
 
 use std::ops::ControlFlow;
 
@@ -37,8 +39,14 @@ pub fn answer(engine: Option<&Engine>, store: &dyn DataStore, caller: &Peer, mut
     };
     let (before, after) = match request.get("op").and_then(Value::as_str) {
         Some("insert") => (BEFORE_INSERT, AFTER_INSERT),
-        Some("update") => (BEFORE_UPDATE, AFTER_UPDATE),
-        Some("delete") => (BEFORE_DELETE, AFTER_DELETE),
+        Some("update" | "update-where") => (BEFORE_UPDATE, AFTER_UPDATE),
+        Some("delete" | "delete-where") => (BEFORE_DELETE, AFTER_DELETE),
+        // Insert or update, known only inside the store's transaction: no hook could judge it.
+        Some("upsert")
+            if [BEFORE_INSERT, BEFORE_UPDATE, AFTER_INSERT, AFTER_UPDATE].iter().any(|h| engine.handles(h)) =>
+        {
+            return json!({ "ok": false, "error": "refused: upsert is not available while data hooks watch inserts and updates; use insert or update" });
+        }
         _ => return store.data_request(&caller.id, &request),
     };
     if !engine.handles(before) && !engine.handles(after) {
@@ -61,7 +69,8 @@ pub fn answer(engine: Option<&Engine>, store: &dyn DataStore, caller: &Peer, mut
                 fields.insert("_id".into(), answer.get("id").cloned().unwrap_or(Value::Null));
                 fields.insert("_owner".into(), Value::String(caller.id.clone()));
             } else {
-                fields.insert("affected".into(), answer.get("affected").cloned().unwrap_or(Value::Null));
+                let affected = answer.get("affected").or_else(|| answer.get("data").and_then(|d| d.get("affected")));
+                fields.insert("affected".into(), affected.cloned().unwrap_or(Value::Null));
             }
         }
         crate::events::fire(engine, after, caller, &[table, done]);
@@ -128,9 +137,14 @@ fn respell(store: &dyn DataStore, request: &mut Value) -> Result<(), String> {
 }
 
 /// What a hook sees of a write: the row for an insert, `{data, where, args}` for an update,
-/// `{where, args}` for a delete.
+/// `{where, args}` for a delete (by `id`: `where` is `_id = ?`, `args` is `[id]`).
 fn subject(event: &str, request: &Value) -> Value {
-    let field = |name: &str| request.get(name).cloned().unwrap_or(Value::Null);
+    let by_id = request.get("id").filter(|id| !id.is_null());
+    let field = |name: &str| match (name, by_id) {
+        ("where", Some(_)) => Value::String("_id = ?".into()),
+        ("args", Some(id)) => Value::Array(vec![id.clone()]),
+        _ => request.get(name).cloned().unwrap_or(Value::Null),
+    };
     let mut out = Map::new();
     match event {
         BEFORE_INSERT => return field("data"),

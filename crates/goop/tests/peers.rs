@@ -134,11 +134,13 @@ fn access_policies_hold_from_a_visitors_side() {
 
     let spoofed =
         data(&host.addr, v, r#"{"op":"insert","table":"notes","data":{"body":"hi","_owner":"someone else"}}"#);
-    assert_eq!(spoofed["ok"], false, "a caller cannot choose the owner: {spoofed}");
+    // A caller cannot choose the owner: the `_owner` sent is ignored (goop2's way), the row is theirs.
+    assert_eq!(spoofed["ok"], true, "{spoofed}");
     let inserted = data(&host.addr, v, r#"{"op":"insert","table":"notes","data":{"body":"hi"}}"#);
     assert_eq!(inserted["ok"], true, "{inserted}");
     let rows = data(&host.addr, v, r#"{"op":"query","table":"notes","order":"_id"}"#);
     assert_eq!(rows["rows"][1]["_owner"], visitor_id.as_str(), "the system stamps the caller: {rows}");
+    assert_eq!(rows["rows"][2]["_owner"], visitor_id.as_str(), "{rows}");
     assert_eq!(rows["rows"][1]["body"], "hi");
 
     let stolen = data(
@@ -163,7 +165,7 @@ fn access_policies_hold_from_a_visitors_side() {
     ] {
         assert_eq!(data(&host.addr, v, hostile)["ok"], false, "{hostile}");
     }
-    assert_eq!(data(&host.addr, v, r#"{"op":"query","table":"notes"}"#)["rows"].as_array().map(Vec::len), Some(2));
+    assert_eq!(data(&host.addr, v, r#"{"op":"query","table":"notes"}"#)["rows"].as_array().map(Vec::len), Some(3));
 }
 
 #[cfg(unix)]

@@ -1,4 +1,4 @@
-//! `/goop/site/1.0.0`: serves the files of `site/`, never the scripts, never outside it.
+//! `/goop/site/1.0.0`: serves the files of `site/`, never the scripts or the store's configuration, never outside it.
 //!
 //! Wire format: the request is JSON `{"path":"/index.html"}`. The response is one line of JSON,
 //! a newline, then the file's bytes: `{"ok":true,"content_type":"text/html","size":123}\n<bytes>`
@@ -16,6 +16,9 @@ pub const MAX_PATH: usize = 1024;
 
 /// Files at the top of `site/` that are server configuration, never served.
 const PRIVATE_FILES: &[&str] = &["schema.sql", "schema.json"];
+/// Folders at the top of `site/` that are never served: the scripts, and the tables'
+/// definitions (`schemas/*.json`, store configuration like `schema.sql`).
+const PRIVATE_FOLDERS: &[&str] = &["lua", "schemas"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SiteRequest {
@@ -58,11 +61,15 @@ impl Site {
 
     /// The file a raw request asks for and its size, not read yet; or why not.
     pub fn find(&self, request: &[u8]) -> Result<Found, String> {
-        let path = match serde_json::from_slice::<SiteRequest>(request) {
-            Ok(r) => r.path,
-            Err(e) => return Err(format!("malformed site request: {e}")),
-        };
-        let path = self.resolve(&path)?;
+        match serde_json::from_slice::<SiteRequest>(request) {
+            Ok(r) => self.find_path(&r.path),
+            Err(e) => Err(format!("malformed site request: {e}")),
+        }
+    }
+
+    /// The file at `path` (`/index.html`, `css/app.css`), not read yet; or why not.
+    pub fn find_path(&self, path: &str) -> Result<Found, String> {
+        let path = self.resolve(path)?;
         let size = match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => m.len() as usize,
             _ => return Err("not found".into()),
@@ -90,8 +97,7 @@ impl Site {
             }
         }
         let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().to_lowercase());
-        // Scripts, and the table schemas (store configuration, like schema.sql).
-        if matches!(first.as_deref(), Some("lua" | "schemas")) {
+        if first.as_deref().is_some_and(|f| PRIVATE_FOLDERS.contains(&f)) {
             return Err("not found".into());
         }
         // The schema and its access policies configure the store: a quiz's answer key may be in them.
@@ -107,8 +113,8 @@ impl Site {
         let scripts = self.scripts.canonicalize().ok();
         if !target.starts_with(&root)
             || scripts.is_some_and(|s| target.starts_with(s))
-            || target.starts_with(root.join("lua"))
-            || target.starts_with(root.join("schemas"))
+            || PRIVATE_FOLDERS.iter().any(|f| target.starts_with(root.join(f)))
+            || PRIVATE_FILES.iter().any(|f| target == root.join(f))
         {
             return Err("not found".into());
         }
@@ -128,6 +134,11 @@ pub struct Found {
 }
 
 impl Found {
+    /// The file's size in bytes, as found.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// The most bytes its answer takes on the wire: the file and the header line.
     pub fn answer_len(&self) -> usize {
         self.size + HEADER_ROOM
@@ -212,7 +223,7 @@ mod tests {
         std::fs::write(root.join("schema.sql"), "INSERT INTO answer_key VALUES (1, 2);").unwrap();
         std::fs::write(root.join("schema.json"), "{}").unwrap();
         std::fs::create_dir_all(root.join("schemas")).unwrap();
-        std::fs::write(root.join("schemas/posts.json"), "{}").unwrap();
+        std::fs::write(root.join("schemas/answers.json"), "{}").unwrap();
         std::fs::write(dir.path().join("goop.json"), "{}").unwrap();
         std::fs::write(dir.path().join("identity.key"), "key").unwrap();
         let s = Site { scripts: root.join("lua"), root };
@@ -260,9 +271,8 @@ mod tests {
             "/SCHEMA.SQL",
             "/%73chema.sql",
             "/schema.json",
-            "/schemas/posts.json",
-            "/Schemas/posts.json",
-            "/%73chemas/posts.json",
+            "/schemas/answers.json",
+            "/Schemas/answers.json",
         ] {
             assert!(matches!(get(&s, path), SiteAnswer::Refused(_)), "{path} should be refused");
         }
@@ -277,7 +287,9 @@ mod tests {
         assert!(matches!(get(&s, "/leak.json"), SiteAnswer::Refused(_)));
         assert!(matches!(get(&s, "/scripts/echo.lua"), SiteAnswer::Refused(_)));
         std::os::unix::fs::symlink(s.root.join("schemas"), s.root.join("tables")).unwrap();
-        assert!(matches!(get(&s, "/tables/posts.json"), SiteAnswer::Refused(_)));
+        std::os::unix::fs::symlink(s.root.join("schema.sql"), s.root.join("setup.txt")).unwrap();
+        assert!(matches!(get(&s, "/tables/answers.json"), SiteAnswer::Refused(_)));
+        assert!(matches!(get(&s, "/setup.txt"), SiteAnswer::Refused(_)));
     }
 
     #[test]

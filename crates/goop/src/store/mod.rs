@@ -6,11 +6,14 @@
 //! `site/schema.json` gives the tables' access policies ([`policy`]), a schema file its own
 //! table's.
 //!
-//! Three ways in, all blocking (call them off the async runtime's workers):
-//! - [`Store::data_request`]: the data protocol's `tables`/`describe`/`query`/`insert`/
-//!   `update`/`delete` for a caller peer ID ([`data`]), `own` rows through [`own`]'s views,
+//! Four ways in, all blocking (call them off the async runtime's workers):
+//! - [`Store::data_request`]: the data protocol's table ops (`tables`, `describe`, `query`,
+//!   `insert`, `update`, `delete` and goop2's: `query-one`, `count`, `pluck`, `upsert` …) for
+//!   a caller peer ID ([`data`] over the operations layer [`orm`]), `own` rows through [`own`]'s views,
 //!   a remote caller's spending through [`budget`];
 //! - [`DbModule`]: `goop.db` for data functions ([`db`], [`script`]);
+//! - [`OrmModule`], [`ExprModule`], [`ConfigModule`]: `goop.orm`, `goop.expr` and `goop.config` for data functions, over the
+//!   same operations as the data protocol ([`orm`]);
 //! - [`Store::save_message`] / [`Store::inbox`]: chat messages that are not commands, at most
 //!   [`MAX_PER_SENDER`] per sender.
 //!
@@ -33,6 +36,7 @@ pub mod db;
 mod error;
 mod functions;
 pub mod guard;
+pub mod orm;
 pub mod own;
 pub mod policy;
 mod pool;
@@ -48,6 +52,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use db::DbModule;
 pub use error::{SchemaError, StoreError};
+pub use orm::lua::{ConfigModule, ExprModule, OrmModule};
 pub use policy::{Access, Policies, TablePolicy, POLICY_FILE};
 pub use schemas::{ColumnSchema, ColumnType, Level, Schemas, TableAccess, TableSchema};
 pub use script::{Rows, Want};

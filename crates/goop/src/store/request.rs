@@ -5,53 +5,64 @@
 //! {"op":"describe","table":"games"}
 //! {"op":"query","table":"games","columns":["_id","board"],"where":"status = ?","args":["playing"],
 //!  "order":"_id desc","limit":100,"offset":0}
+//! {"op":"query-one","table":"posts","where":"slug = ?","args":["hello"],"fields":["title"]}
+//! {"op":"exists","table":"posts","where":"slug = ?","args":["hello"]}
+//! {"op":"count","table":"posts","where":"published = 1"}
+//! {"op":"pluck","table":"posts","key_col":"title","order":"_id","limit":10}
+//! {"op":"distinct","table":"notes","fields":["category"]}
+//! {"op":"aggregate","table":"scores","expr":"player, SUM(score) AS total","group_by":"player"}
 //! {"op":"insert","table":"games","data":{"board":"---------"}}
 //! {"op":"update","table":"games","data":{"status":"draw"},"where":"_id = ?","args":[3]}
-//! {"op":"delete","table":"games","where":"_id = ?","args":[3]}
+//! {"op":"update","table":"games","id":3,"data":{"status":"draw"}}
+//! {"op":"delete","table":"games","where":"_id = ?","args":[3]}      (or "id":3)
+//! {"op":"update-where","table":"cards","data":{"position":0},"where":"column_id = ?","args":[2]}
+//! {"op":"delete-where","table":"cards","where":"column_id = ?","args":[2]}
+//! {"op":"upsert","table":"config","key_col":"key","data":{"key":"title","value":"Hi"}}
+//! {"op":"orm-schema"}
+//! {"op":"role","table":"posts"}
 //! ```
 //!
-//! Unknown fields are refused (a mistyped `where` must not turn into "every row"), and so are
-//! fields an op does not use. `update` and `delete` need a `where` (use `"1"` for all rows).
+//! Names and fields are goop2's (`fields` is `columns`' other name; `pluck` and `distinct`
+//! take their column as `key_col` or the first of `fields`). Unknown fields are refused (a
+//! mistyped `where` must not turn into "every row"), and so are fields an op does not use.
+//! Writes by condition need a `where` (use `"1"` for all rows).
 
+use rusqlite::types::Value as Sql;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::StoreError;
-use super::value::MAX_ROWS;
+use super::orm::query::{self, Filter, Limit, Query};
+use super::orm::read::Read;
+use super::value;
 
 /// Rows a query returns when it names no limit.
 pub const DEFAULT_LIMIT: usize = 100;
-/// Longest `where` fragment.
-pub const MAX_WHERE_BYTES: usize = 4096;
 
 /// A checked request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Tables,
     Describe { table: String },
-    Query(Query),
+    OrmSchema,
+    Role { table: String },
+    Read { table: String, read: Read, query: Query },
     Insert { table: String, data: Map<String, Value> },
-    Update { table: String, data: Map<String, Value>, filter: Filter },
-    Delete { table: String, filter: Filter },
+    Update { table: String, data: Map<String, Value>, filter: Filter, answer: Answer },
+    Delete { table: String, filter: Filter, answer: Answer },
+    Upsert { table: String, key: String, data: Map<String, Value> },
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Query {
-    pub table: String,
-    /// `None`: all columns.
-    pub columns: Option<Vec<String>>,
-    pub filter: Option<Filter>,
-    /// `(column, descending)` pairs, columns not yet checked against the table.
-    pub order: Vec<(String, bool)>,
-    pub limit: usize,
-    pub offset: u64,
-}
-
-/// A caller-written `where` fragment with its `?` arguments.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Filter {
-    pub sql: String,
-    pub args: Vec<Value>,
+/// Which answer a write by condition gets: the same change, three spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// `update`/`delete` with a `where`: `{"ok":true,"affected":N}`.
+    Affected,
+    /// `update`/`delete` with an `id` (goop2's): also `"data":{"status":"updated"}`, and an
+    /// error when a remote caller's row is not there.
+    ById,
+    /// `update-where`/`delete-where`: `{"ok":true,"data":{"affected":N}}`.
+    Where,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +73,7 @@ struct Raw {
     _op: serde::de::IgnoredAny,
     table: Option<String>,
     columns: Option<Vec<String>>,
+    fields: Option<Vec<String>>,
     #[serde(rename = "where")]
     filter: Option<String>,
     args: Option<Vec<Value>>,
@@ -69,6 +81,31 @@ struct Raw {
     limit: Option<i64>,
     offset: Option<i64>,
     data: Option<Map<String, Value>>,
+    id: Option<i64>,
+    key_col: Option<String>,
+    expr: Option<String>,
+    group_by: Option<String>,
+}
+
+/// The fields each op takes.
+fn allowed(op: &str) -> Option<&'static [&'static str]> {
+    const PICK: &[&str] = &["table", "where", "args"];
+    Some(match op {
+        "tables" | "orm-schema" => &[],
+        "describe" | "role" => &["table"],
+        "query" => &["table", "columns", "fields", "where", "args", "order", "limit", "offset"],
+        "query-one" => &["table", "columns", "fields", "where", "args", "order"],
+        "exists" | "count" | "delete-where" => PICK,
+        "pluck" => &["table", "key_col", "fields", "where", "args", "order", "limit"],
+        "distinct" => &["table", "key_col", "fields", "where", "args"],
+        "aggregate" => &["table", "expr", "group_by", "where", "args"],
+        "insert" => &["table", "data"],
+        "update" => &["table", "data", "where", "args", "id"],
+        "delete" => &["table", "where", "args", "id"],
+        "update-where" => &["table", "data", "where", "args"],
+        "upsert" => &["table", "key_col", "data"],
+        _ => return None,
+    })
 }
 
 /// Checks `request`'s shape. `lua-call` and `lua-list` are answered before this.
@@ -81,143 +118,102 @@ pub fn parse(request: &Value) -> Result<Request, StoreError> {
         Some(_) => return Err(StoreError::Request("op must be a string".into())),
         None => return Err(StoreError::Request("request needs an \"op\"".into())),
     };
-    let allowed: &[&str] = match op {
-        "tables" => &[],
-        "describe" => &["table"],
-        "query" => &["table", "columns", "where", "args", "order", "limit", "offset"],
-        "insert" => &["table", "data"],
-        "update" => &["table", "data", "where", "args"],
-        "delete" => &["table", "where", "args"],
-        other => return Err(StoreError::UnknownOp(other.chars().take(64).collect())),
+    let Some(allowed) = allowed(op) else {
+        return Err(StoreError::UnknownOp(op.chars().take(64).collect()));
     };
     if let Some(extra) = object.keys().find(|k| *k != "op" && !allowed.contains(&k.as_str())) {
         return Err(StoreError::Request(format!("{op} does not take a field {:?}", short(extra))));
     }
     let raw: Raw = serde_path_to_error::deserialize(request)
         .map_err(|e| StoreError::Request(format!("{}: {}", e.path(), e.inner())))?;
+    let fields = match (&raw.columns, &raw.fields) {
+        (Some(_), Some(_)) => return Err(StoreError::Request("give columns or fields, not both".into())),
+        (Some(list), None) | (None, Some(list)) if list.is_empty() => {
+            return Err(StoreError::Request("columns must not be empty".into()))
+        }
+        (columns, fields) => columns.clone().or_else(|| fields.clone()),
+    };
 
     let table = || raw.table.clone().ok_or_else(|| StoreError::Request(format!("{op} needs a \"table\"")));
     let data = || raw.data.clone().ok_or_else(|| StoreError::Request(format!("{op} needs a \"data\" object")));
-    let where_ = || filter(raw.filter.clone(), raw.args.clone());
-    let needed = |f: Option<Filter>| {
-        f.ok_or_else(|| StoreError::Request(format!("{op} needs a \"where\" (use \"1\" for every row)")))
+    let where_ = || query::filter(raw.filter.clone(), args(raw.args.as_deref())?);
+    let needed =
+        || where_()?.ok_or_else(|| StoreError::Request(format!("{op} needs a \"where\" (use \"1\" for every row)")));
+    // `update`/`delete`: by `id` (goop2's) or by `where`.
+    let target = || -> Result<(Filter, Answer), StoreError> {
+        match raw.id {
+            Some(_) if raw.filter.is_some() || raw.args.is_some() => {
+                Err(StoreError::Request(format!("{op} takes an \"id\" or a \"where\", not both")))
+            }
+            Some(id) if id > 0 => {
+                Ok((Filter { sql: "\"_id\" = ?".into(), args: vec![Sql::Integer(id)] }, Answer::ById))
+            }
+            Some(_) => Err(StoreError::Request("id must be a row id (1 or more)".into())),
+            None => Ok((needed()?, Answer::Affected)),
+        }
     };
-    Ok(match op {
-        "tables" => Request::Tables,
-        "describe" => Request::Describe { table: table()? },
-        "query" => Request::Query(Query {
-            table: table()?,
-            columns: raw.columns.clone(),
+    let column = || match (&raw.key_col, &fields) {
+        (Some(c), None) => Ok(c.clone()),
+        (None, Some(list)) if list.len() == 1 => Ok(list[0].clone()),
+        _ => Err(StoreError::Request(format!("{op} needs one column: \"key_col\" or \"fields\": [name]"))),
+    };
+    let page = |default: Limit| -> Result<Query, StoreError> {
+        Ok(Query {
             filter: where_()?,
-            order: order(raw.order.as_deref().unwrap_or(""))?,
-            limit: limit(raw.limit)?,
-            offset: u64::try_from(raw.offset.unwrap_or(0))
-                .map_err(|_| StoreError::Request("offset must not be negative".into()))?,
-        }),
-        "insert" => Request::Insert { table: table()?, data: data()? },
-        "update" => {
+            order: query::order(raw.order.as_deref().unwrap_or(""))?,
+            fields: fields.clone(),
+            limit: raw.limit.map_or(Ok(default), query::limit)?,
+            offset: query::offset(raw.offset.unwrap_or(0))?,
+        })
+    };
+    let read = |read: Read, query: Query| Ok(Request::Read { table: table()?, read, query });
+    match op {
+        "tables" => Ok(Request::Tables),
+        "orm-schema" => Ok(Request::OrmSchema),
+        "describe" => Ok(Request::Describe { table: table()? }),
+        "role" => Ok(Request::Role { table: table()? }),
+        "query" => read(Read::Rows, page(Limit::Exactly(DEFAULT_LIMIT))?),
+        "query-one" => read(Read::One, Query { limit: Limit::Exactly(1), ..page(Limit::Exactly(1))? }),
+        "exists" => read(Read::Exists, Query::matching(where_()?)),
+        "count" => read(Read::Count, Query::matching(where_()?)),
+        "pluck" => {
+            let column = column()?;
+            read(Read::Pluck(column), Query { fields: None, ..page(Limit::Exactly(DEFAULT_LIMIT))? })
+        }
+        "distinct" => read(Read::Distinct(column()?), Query::matching(where_()?)),
+        "aggregate" => {
+            let expr = raw.expr.as_deref().ok_or_else(|| StoreError::Request("aggregate needs an \"expr\"".into()))?;
+            let expr = query::expression("expr", expr)?;
+            let group_by = match raw.group_by.as_deref() {
+                Some(text) => query::names("group_by", text)?,
+                None => Vec::new(),
+            };
+            read(Read::Aggregate { expr, group_by }, Query::matching(where_()?))
+        }
+        "insert" => Ok(Request::Insert { table: table()?, data: data()? }),
+        "update" | "update-where" => {
             let data = data()?;
             if data.is_empty() {
-                return Err(StoreError::Request("update needs at least one column in \"data\"".into()));
+                return Err(StoreError::Request(format!("{op} needs at least one column in \"data\"")));
             }
-            Request::Update { table: table()?, data, filter: needed(where_()?)? }
+            let (filter, answer) = if op == "update" { target()? } else { (needed()?, Answer::Where) };
+            Ok(Request::Update { table: table()?, data, filter, answer })
         }
-        _ => Request::Delete { table: table()?, filter: needed(where_()?)? },
-    })
-}
-
-fn filter(sql: Option<String>, args: Option<Vec<Value>>) -> Result<Option<Filter>, StoreError> {
-    let Some(sql) = sql else {
-        return match args {
-            Some(a) if !a.is_empty() => Err(StoreError::Request("args given without a \"where\"".into())),
-            _ => Ok(None),
-        };
-    };
-    if sql.trim().is_empty() {
-        return Err(StoreError::Request("where must not be empty".into()));
-    }
-    if sql.len() > MAX_WHERE_BYTES {
-        return Err(StoreError::Request(format!("where is longer than {MAX_WHERE_BYTES} bytes")));
-    }
-    contained(&sql).map_err(|why| StoreError::Request(format!("where {why}")))?;
-    Ok(Some(Filter { sql, args: args.unwrap_or_default() }))
-}
-
-/// Checks that a `where` fragment is one self-contained expression: quotes closed, parentheses
-/// balanced, no comment or `;` that could cut goop's statement short (otherwise `1) OR (1`
-/// would escape the `AND _owner = ?` that follows), and no subquery: a `where` filters one row.
-/// Which tables and rows it may read is the authorizer's business ([`super::own`] for `own`),
-/// not this check's.
-fn contained(sql: &str) -> Result<(), &'static str> {
-    let mut depth = 0usize;
-    let mut word = String::new();
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        // Identifier characters as SQLite's tokenizer sees them.
-        if c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii() {
-            word.push(c);
-            continue;
+        "delete" => {
+            let (filter, answer) = target()?;
+            Ok(Request::Delete { table: table()?, filter, answer })
         }
-        if word.eq_ignore_ascii_case("select") {
-            return Err("must not contain subqueries");
+        "delete-where" => Ok(Request::Delete { table: table()?, filter: needed()?, answer: Answer::Where }),
+        _ => {
+            let key = raw.key_col.clone().ok_or_else(|| StoreError::Request("upsert needs a \"key_col\"".into()))?;
+            Ok(Request::Upsert { table: table()?, key, data: data()? })
         }
-        word.clear();
-        // Skip a literal or quoted name. A doubled quote inside one closes and reopens it.
-        let close = match c {
-            '\'' | '"' | '`' => Some(c),
-            '[' => Some(']'),
-            _ => None,
-        };
-        if let Some(close) = close {
-            if !chars.by_ref().any(|d| d == close) {
-                return Err("has an unclosed quote");
-            }
-            continue;
-        }
-        match c {
-            '(' => depth += 1,
-            ')' => depth = depth.checked_sub(1).ok_or("has a ) without its (")?,
-            ';' => return Err("must not contain \";\""),
-            '-' if chars.peek() == Some(&'-') => return Err("must not contain comments"),
-            '/' if chars.peek() == Some(&'*') => return Err("must not contain comments"),
-            _ => {}
-        }
-    }
-    if word.eq_ignore_ascii_case("select") {
-        return Err("must not contain subqueries");
-    }
-    if depth == 0 {
-        Ok(())
-    } else {
-        Err("has a ( without its )")
     }
 }
 
-/// `"a, b desc"` → `[("a", false), ("b", true)]`. Names are checked later, against the table.
-fn order(text: &str) -> Result<Vec<(String, bool)>, StoreError> {
-    let bad = || StoreError::Request(format!("order must be columns with optional asc/desc, got {:?}", short(text)));
-    if text.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    text.split(',')
-        .map(|part| {
-            let words: Vec<&str> = part.split_whitespace().collect();
-            match words[..] {
-                [column] => Ok((column.to_string(), false)),
-                [column, dir] if dir.eq_ignore_ascii_case("asc") => Ok((column.to_string(), false)),
-                [column, dir] if dir.eq_ignore_ascii_case("desc") => Ok((column.to_string(), true)),
-                _ => Err(bad()),
-            }
-        })
-        .collect()
-}
-
-fn limit(limit: Option<i64>) -> Result<usize, StoreError> {
-    match limit {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_ROWS as i64).contains(&n) => Ok(n as usize),
-        Some(_) => Err(StoreError::Request(format!("limit must be between 1 and {MAX_ROWS}"))),
-    }
+/// JSON arguments as SQL values.
+fn args(args: Option<&[Value]>) -> Result<Vec<Sql>, StoreError> {
+    args.unwrap_or_default().iter().enumerate().map(|(i, a)| value::from_json(a, &format!("args[{i}]"))).collect()
 }
 
 /// A caller's text cut short for an error message.
@@ -245,22 +241,23 @@ mod tests {
     #[test]
     fn shapes() {
         assert_eq!(parse(&json!({"op":"tables"})).unwrap(), Request::Tables);
-        let Request::Query(q) = parse(&json!({"op":"query","table":"t","order":"a, b DESC","limit":5})).unwrap() else {
+        let Request::Read { query: q, .. } =
+            parse(&json!({"op":"query","table":"t","order":"a, b DESC","limit":5})).unwrap()
+        else {
             panic!("not a query")
         };
         assert_eq!(q.order, vec![("a".into(), false), ("b".into(), true)]);
-        assert_eq!((q.limit, q.offset), (5, 0));
-    }
-
-    #[test]
-    fn contained_fragments() {
-        assert_eq!(contained("a = 'it''s; -- (' AND (b = \"x)\" OR [c(] = 1)"), Ok(()));
-        assert!(contained("a - -1 = 0").is_ok());
-        assert!(contained("a --1").is_err());
-        assert_eq!(contained("_id IN (SELECT _id FROM t)"), Err("must not contain subqueries"));
-        assert_eq!(contained("EXISTS(select\t1)"), Err("must not contain subqueries"));
-        assert_eq!(contained("select"), Err("must not contain subqueries"));
-        assert!(contained("selected = 1 AND 'select' <> \"select\" AND x_select = 2").is_ok());
+        assert_eq!((q.limit, q.offset), (Limit::Exactly(5), 0));
+        let Request::Read { read, .. } = parse(&json!({"op":"pluck","table":"t","fields":["a"]})).unwrap() else {
+            panic!("not a read")
+        };
+        assert_eq!(read, Read::Pluck("a".into()));
+        let Request::Update { filter, answer, .. } =
+            parse(&json!({"op":"update","table":"t","id":3,"data":{"a":1}})).unwrap()
+        else {
+            panic!("not an update")
+        };
+        assert_eq!((filter.args, answer), (vec![Sql::Integer(3)], Answer::ById));
     }
 
     #[test]
@@ -284,7 +281,14 @@ mod tests {
         assert!(err(json!({"op": "query", "table": "t", "where": "a = 'x"})).contains("unclosed quote"));
         assert!(err(json!({"op": "query", "table": "t", "args": [1]})).contains("without"));
         assert!(err(json!({"op": "delete", "table": "t"})).contains("needs a \"where\""));
+        assert!(err(json!({"op": "delete-where", "table": "t"})).contains("needs a \"where\""));
+        assert!(err(json!({"op": "delete", "table": "t", "id": 1, "where": "1"})).contains("not both"));
+        assert!(err(json!({"op": "delete", "table": "t", "id": 0})).contains("row id"));
         assert!(err(json!({"op": "update", "table": "t", "data": {}, "where": "1"})).contains("at least one"));
         assert!(err(json!({"op": "insert", "table": "t", "data": [1]})).starts_with("data: invalid type"));
+        assert!(err(json!({"op": "pluck", "table": "t"})).contains("one column"));
+        assert!(err(json!({"op": "aggregate", "table": "t", "expr": "count(*) FROM _goop_inbox"}))
+            .contains("one expression"));
+        assert!(err(json!({"op": "upsert", "table": "t", "data": {}})).contains("key_col"));
     }
 }

@@ -18,20 +18,25 @@ fn visitor_insert_is_stamped_and_own_rows_only() {
     assert_eq!((row["_owner"].as_str(), row["text"].as_str()), (Some(VISITOR), Some("mine")));
     assert!(row["_created_at"].is_string() && row["_updated_at"].is_string(), "{row}");
 
-    // System columns are the system's.
-    let e = refused(&store, VISITOR, json!({"op": "insert", "table": "notes", "data": {"_owner": HOST}}));
-    assert_eq!(e, "column _owner is set by the system");
+    // System columns are the system's: an `_owner` given on insert is ignored (goop2's way),
+    // the row is the caller's; any other is refused.
+    let forged =
+        data(&store, VISITOR, json!({"op": "insert", "table": "notes", "data": {"_owner": HOST, "text": "x"}}));
+    let stamped = json!({"op": "query", "table": "notes", "where": "_id = ?", "args": [forged["id"]]});
+    assert_eq!(data(&store, VISITOR, stamped)["rows"][0]["_owner"], VISITOR);
+    let e = refused(&store, VISITOR, json!({"op": "insert", "table": "notes", "data": {"_id": 7}}));
+    assert_eq!(e, "column _id is set by the system");
     let e = refused(&store, VISITOR, json!({"op": "update", "table": "notes", "data": {"_id": 1}, "where": "1"}));
     assert_eq!(e, "column _id is set by the system");
 
     // `own` update/delete touch only the caller's rows, whatever the where says.
     let all = json!({"op": "update", "table": "notes", "data": {"text": "defaced"}, "where": "1 OR 1"});
-    assert_eq!(data(&store, VISITOR, all), json!({"ok": true, "affected": 1}));
+    assert_eq!(data(&store, VISITOR, all), json!({"ok": true, "affected": 2}));
     let theirs = json!({"op": "query", "table": "notes", "where": "_owner = ?", "args": [OTHER]});
     assert_eq!(data(&store, VISITOR, theirs.clone())["rows"][0]["text"], "theirs");
     let seed = json!({"op": "delete", "table": "notes", "where": "_owner = 'seed'"});
     assert_eq!(data(&store, VISITOR, seed.clone()), json!({"ok": true, "affected": 0}));
-    assert_eq!(data(&store, VISITOR, json!({"op": "delete", "table": "notes", "where": "1"}))["affected"], 1);
+    assert_eq!(data(&store, VISITOR, json!({"op": "delete", "table": "notes", "where": "1"}))["affected"], 2);
     assert_eq!(data(&store, VISITOR, theirs)["rows"].as_array().unwrap().len(), 1);
 
     // The owner is unrestricted.

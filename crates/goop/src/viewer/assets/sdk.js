@@ -26,20 +26,36 @@
     });
   }
 
-  function filter(body, where, args) {
-    if (where !== undefined) body.where = where;
-    if (args !== undefined) body.args = args;
+  // Copies the options a request may carry; anything else stays out (the peer refuses
+  // unknown fields rather than guess).
+  var QUERY = ["columns", "fields", "where", "args", "order", "limit", "offset"];
+  function options(body, o, names) {
+    (names || QUERY).forEach(function (k) {
+      if (o && o[k] !== undefined) body[k] = o[k];
+    });
     return body;
   }
+  function dataOf(a) { return a.data; }
 
-  var data = Object.freeze({
+  // A column name as SQL: quoted, so getBy("order", …) works and cannot splice anything.
+  function column(name) {
+    return '"' + String(name).replace(/"/g, '""') + '"';
+  }
+
+  var data = {
     /** Calls the peer's data function `fn` (site/lua/functions/fn.lua) with `params`. */
     call: function (fn, params) {
       return request({ op: "lua-call", function: fn, params: params === undefined ? {} : params })
         .then(function (a) { return a.result; });
     },
+    /** `api("blog")("save", {title})` calls blog with `{action: "save", title}` (goop.route). */
+    api: function (fn) {
+      return function (action, params) {
+        return data.call(fn, Object.assign({ action: action }, params || {}));
+      };
+    },
     /** The peer's data functions: [{name, description}]. */
-    list: function () {
+    functions: function () {
       return request({ op: "lua-list" }).then(function (a) { return a.functions; });
     },
     /** The tables the peer lets this visitor see. */
@@ -49,32 +65,179 @@
     describe: function (table) {
       return request({ op: "describe", table: table }).then(function (a) { return a.columns; });
     },
-    /** Rows of `table`; options: columns, where, args, order, limit, offset. */
-    query: function (table, options) {
-      var body = { op: "query", table: table };
-      var o = options || {};
-      ["columns", "where", "args", "order", "limit", "offset"].forEach(function (k) {
-        if (o[k] !== undefined) body[k] = o[k];
-      });
-      return request(body).then(function (a) { return a.rows; });
+    /** Every table this visitor may use, described as goop.orm does: {name: {columns, access, …}}. */
+    schemas: function () {
+      return request({ op: "orm-schema" }).then(dataOf);
     },
-    /** Inserts a row owned by the visitor; resolves to its _id. */
+    /** This visitor's role and permissions on `table`: {role, permissions: {read, insert, update, delete}}. */
+    role: function (table) {
+      return request({ op: "role", table: table }).then(dataOf);
+    },
+
+    // Reads. `opts`: where, args, order, limit, offset, fields.
+    /** Rows of `table`. */
+    find: function (table, opts) {
+      return request(options({ op: "query", table: table }, opts)).then(function (a) { return a.rows; });
+    },
+    /** The first row, or null. */
+    findOne: function (table, opts) {
+      return request(options({ op: "query-one", table: table }, opts)).then(dataOf);
+    },
+    /** The row with `_id` = id, or null. */
+    get: function (table, id) {
+      return data.findOne(table, { where: "_id = ?", args: [id] });
+    },
+    /** The first row whose `col` equals `value`, or null. */
+    getBy: function (table, col, value) {
+      return data.findOne(table, { where: column(col) + " = ?", args: [value] });
+    },
+    /** At most `limit` rows of `table`; with no table, the peer's data functions (as `functions`). */
+    list: function (table, limit) {
+      if (table === undefined) return data.functions();
+      return data.find(table, limit ? { limit: limit } : {});
+    },
+    /** One column's values. */
+    pluck: function (table, col, opts) {
+      return request(options({ op: "pluck", table: table, key_col: col }, opts)).then(dataOf);
+    },
+    /** One column's distinct values. */
+    distinct: function (table, col, opts) {
+      return request(options({ op: "distinct", table: table, key_col: col }, opts)).then(dataOf);
+    },
+    exists: function (table, opts) {
+      return request(options({ op: "exists", table: table }, opts)).then(function (a) { return a.data.exists; });
+    },
+    count: function (table, opts) {
+      return request(options({ op: "count", table: table }, opts)).then(function (a) { return a.data.count; });
+    },
+    /** Rows of `expr` ("player, SUM(score) AS total"); opts also take group_by. */
+    aggregate: function (table, expr, opts) {
+      var body = options({ op: "aggregate", table: table, expr: expr }, opts);
+      return request(options(body, opts, ["group_by"])).then(dataOf);
+    },
+    /** Rows of `table`; options: columns, where, args, order, limit, offset. */
+    query: function (table, opts) {
+      return data.find(table, opts);
+    },
+
+    // Writes: the peer stamps `_owner` with this visitor and checks the table's access.
+    /** Inserts a row; resolves to its _id. */
     insert: function (table, row) {
       return request({ op: "insert", table: table, data: row }).then(function (a) { return a.id; });
     },
-    /** Updates the visitor's own rows matching `where`; resolves to the number changed. */
-    update: function (table, row, where, args) {
-      return request(filter({ op: "update", table: table, data: row }, where, args))
-        .then(function (a) { return a.affected; });
+    /**
+     * `update(table, id, row)` changes the row with that _id; `update(table, row, where, args)`
+     * the rows matching `where`. Resolves to the number changed.
+     */
+    update: function (table, a, b, args) {
+      var body = typeof a === "object" && a !== null
+        ? options({ op: "update", table: table, data: a }, { where: b, args: args })
+        : { op: "update", table: table, id: a, data: b };
+      return request(body).then(function (x) { return x.affected; });
     },
-    /** Deletes the visitor's own rows matching `where`; resolves to the number deleted. */
+    /** Deletes the row with that _id; resolves to the number deleted (0 or 1). */
+    remove: function (table, id) {
+      return request({ op: "delete", table: table, id: id }).then(function (a) { return a.affected; });
+    },
+    /** Deletes the rows matching `where`; resolves to the number deleted. */
     delete: function (table, where, args) {
-      return request(filter({ op: "delete", table: table }, where, args))
+      return request(options({ op: "delete", table: table }, { where: where, args: args }))
         .then(function (a) { return a.affected; });
     },
+    /** Sets `row`'s values on the rows matching opts.where; resolves to the number changed. */
+    updateWhere: function (table, row, opts) {
+      return request(options({ op: "update-where", table: table, data: row }, opts, ["where", "args"]))
+        .then(function (a) { return a.data.affected; });
+    },
+    deleteWhere: function (table, opts) {
+      return request(options({ op: "delete-where", table: table }, opts, ["where", "args"]))
+        .then(function (a) { return a.data.affected; });
+    },
+    /** Inserts `row`, or updates the row whose `keyCol` has its value; resolves to {status, id}. */
+    upsert: function (table, keyCol, row) {
+      return request({ op: "upsert", table: table, key_col: keyCol, data: row }).then(dataOf);
+    },
+
+    /** A handle on one table: the methods above without the table argument, and its description. */
+    orm: function (table) {
+      return Promise.all([data.schemas(), data.role(table)]).then(function (got) {
+        var schema = got[0][table] || { name: table, columns: [], access: {} };
+        var can = got[1].permissions || {};
+        var handle = {
+          name: schema.name || table,
+          columns: schema.columns || [],
+          access: schema.access || {},
+          system_key: !!schema.system_key,
+          canInsert: !!can.insert,
+          canUpdate: !!can.update,
+          canDelete: !!can.delete,
+          /** {valid, errors}: required columns present, numbers where the column is numeric. */
+          validate: function (row) {
+            var errors = [];
+            handle.columns.forEach(function (c) {
+              var v = row ? row[c.name] : undefined;
+              if (c.required && (v === undefined || v === null || v === "")) errors.push(c.name + " is required");
+              if (v !== undefined && v !== null && (c.type === "integer" || c.type === "real") && typeof v !== "number") {
+                errors.push(c.name + " must be a number");
+              }
+            });
+            return { valid: errors.length === 0, errors: errors };
+          },
+        };
+        ["find", "findOne", "get", "getBy", "list", "pluck", "distinct", "exists", "count", "aggregate",
+          "insert", "update", "remove", "updateWhere", "deleteWhere", "upsert"].forEach(function (name) {
+          handle[name] = function () {
+            return data[name].apply(null, [table].concat(Array.prototype.slice.call(arguments)));
+          };
+        });
+        return Object.freeze(handle);
+      });
+    },
+
+    /**
+     * Settings kept in `table`: a key/value table (columns `key`, `value`) or the table's last
+     * row. Resolves to {get(key), set(key, value)} with each known key also readable as a field.
+     */
+    config: function (table, defaults) {
+      var values = Object.assign({}, defaults || {});
+      return data.schemas().then(function (schemas) {
+        var names = ((schemas[table] || {}).columns || []).map(function (c) { return c.name; });
+        var keyValue = names.indexOf("key") >= 0 && names.indexOf("value") >= 0;
+        var load = keyValue
+          ? data.find(table, { fields: ["key", "value"], limit: 1000 }).then(function (rows) {
+            rows.forEach(function (r) { if (r.key) values[r.key] = r.value; });
+          })
+          : data.find(table, { order: "_id DESC", limit: 1 }).then(function (rows) {
+            if (rows[0]) names.forEach(function (n) { if (rows[0][n] != null) values[n] = rows[0][n]; });
+          });
+        return load.then(function () {
+          var cfg = {
+            get: function (key) { return values[key]; },
+            set: function (key, value) {
+              var change = {};
+              change[key] = value;
+              var write = keyValue
+                ? data.upsert(table, "key", { key: key, value: value })
+                : data.find(table, { order: "_id DESC", limit: 1, fields: ["_id"] }).then(function (rows) {
+                  return rows[0] ? data.update(table, rows[0]._id, change) : data.insert(table, change);
+                });
+              return write.then(function () { values[key] = value; });
+            },
+          };
+          Object.keys(values).forEach(function (key) {
+            if (key !== "get" && key !== "set") {
+              Object.defineProperty(cfg, key, { enumerable: true, get: function () { return values[key]; } });
+            }
+          });
+          return cfg;
+        });
+      });
+    },
+
     /** Any data-protocol request; resolves to the whole answer. */
     request: request,
-  });
+  };
+  Object.freeze(data);
 
   function post(path, body) {
     return fetch(path, {
@@ -203,14 +366,19 @@
 
   var group = Object.freeze({ join: join });
 
-  window.Goop = Object.freeze({
-    /** The peer whose browser this is: {id, label}. */
-    self: Object.freeze(info.self),
-    /** The peer whose site this is: {id, label}. */
-    peer: Object.freeze(info.peer),
-    data: data,
-    /** Live groups at this page's peer: Goop.group.join(name, onMessage, options). */
-    group: group,
-  });
+  // The namespace stays open for a page's own additions (Goop.ui = …); what the SDK puts in
+  // it can be neither replaced nor changed.
+  var goop = {};
+  function fixed(name, value) {
+    Object.defineProperty(goop, name, { value: value, enumerable: true, writable: false, configurable: false });
+  }
+  /** The peer whose browser this is: {id, label}. */
+  fixed("self", Object.freeze(info.self));
+  /** The peer whose site this is: {id, label}. */
+  fixed("peer", Object.freeze(info.peer));
+  fixed("data", data);
+  /** Live groups at this page's peer: Goop.group.join(name, onMessage, options). */
+  fixed("group", group);
+  Object.defineProperty(window, "Goop", { value: goop, enumerable: true, writable: false, configurable: false });
   window.goopData = data;
 })();
