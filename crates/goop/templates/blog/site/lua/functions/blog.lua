@@ -1,0 +1,77 @@
+--- The blog: visitors read published posts; the owner also sees drafts, writes and deletes
+local MAX_POSTS = 500
+local MAX_TITLE = 200
+local MAX_BODY = 50000
+local EXCERPT = 240
+
+local posts -- the table, opened in call()
+
+local function is_owner()
+    return goop.peer.id == goop.self.id
+end
+
+local function trim(value)
+    return type(value) == "string" and value:match("^%s*(.-)%s*$") or ""
+end
+
+-- "Hello, World!" -> "hello-world"
+local function slugify(text)
+    return (text:lower():gsub("[^%w]+", "-"):gsub("^%-+", ""):gsub("%-+$", ""):sub(1, 80))
+end
+
+local function list()
+    local query = { order = "_created_at DESC, _id DESC", limit = 100 }
+    if not is_owner() then
+        query.where = "published = 1"
+    end
+    local rows = posts:find(query)
+    for _, post in ipairs(rows) do
+        post.excerpt = #post.body > EXCERPT and post.body:sub(1, EXCERPT) .. "…" or post.body
+        post.body = nil
+    end
+    return { posts = rows, owner = is_owner() }
+end
+
+local function read(params)
+    local post = posts:get_by("slug", tostring(params.slug or ""))
+    if not post or (post.published ~= 1 and not is_owner()) then
+        error("no such post")
+    end
+    return { post = post, owner = is_owner() }
+end
+
+local function save(params)
+    local title, body = trim(params.title), trim(params.body)
+    if title == "" or #title > MAX_TITLE then
+        error("a title of 1 to " .. MAX_TITLE .. " characters, please")
+    end
+    if body == "" or #body > MAX_BODY then
+        error("a post of 1 to " .. MAX_BODY .. " characters, please")
+    end
+    local slug = slugify(trim(params.slug) ~= "" and trim(params.slug) or title)
+    if slug == "" then
+        error("the title needs a letter or a digit")
+    end
+    if not posts:exists({ where = "slug = ?", args = { slug } }) and posts:count() >= MAX_POSTS then
+        error("the blog is full (" .. MAX_POSTS .. " posts)")
+    end
+    posts:upsert("slug", { slug = slug, title = title, body = body, published = params.published == false and 0 or 1 })
+    return { slug = slug }
+end
+
+local function delete(params)
+    posts:delete_where({ where = "slug = ?", args = { tostring(params.slug or "") } })
+    return list()
+end
+
+local dispatch = goop.route({
+    list = list,
+    read = read,
+    save = goop.owner(save),
+    delete = goop.owner(delete),
+})
+
+function call(request)
+    posts = goop.orm("posts")
+    return dispatch(request)
+end

@@ -1,0 +1,75 @@
+--- The to-do list: list, add, toggle (your own items; the owner any), delete and reorder (owner)
+local MAX_ITEMS = 500
+local MAX_TITLE = 200
+
+local todos -- the table, opened in call()
+
+local function is_owner()
+    return goop.peer.id == goop.self.id
+end
+
+local function item(id)
+    local row = todos:get(tonumber(id) or -1)
+    if not row then
+        error("no such item")
+    end
+    return row
+end
+
+local function list()
+    return { items = todos:find({ order = "position ASC, _id ASC", limit = MAX_ITEMS }), owner = is_owner() }
+end
+
+local function add(params)
+    local title = type(params.title) == "string" and params.title:match("^%s*(.-)%s*$") or ""
+    if title == "" or #title > MAX_TITLE then
+        error("a title of 1 to " .. MAX_TITLE .. " characters, please")
+    end
+    if todos:count() >= MAX_ITEMS then
+        error("the list is full (" .. MAX_ITEMS .. " items)")
+    end
+    local last = todos:aggregate("MAX(position) AS top")[1]
+    local id, err = todos:insert({ title = title, done = 0, position = (last and last.top or 0) + 1 })
+    if not id then
+        error(err)
+    end
+    return list()
+end
+
+local function toggle(params)
+    local row = item(params.id)
+    if row._owner ~= goop.peer.id and not is_owner() then
+        error("only whoever added an item (or the list's owner) can tick it off")
+    end
+    todos:update(row._id, { done = row.done == 1 and 0 or 1 })
+    return list()
+end
+
+local function delete(params)
+    todos:delete(item(params.id)._id)
+    return list()
+end
+
+local function reorder(params)
+    local ids = params.ids
+    if type(ids) ~= "table" or #ids > MAX_ITEMS then
+        error("ids: the items' ids in their new order")
+    end
+    for position, id in ipairs(ids) do
+        todos:update(item(id)._id, { position = position })
+    end
+    return list()
+end
+
+local dispatch = goop.route({
+    list = list,
+    add = add,
+    toggle = toggle,
+    delete = goop.owner(delete),
+    reorder = goop.owner(reorder),
+})
+
+function call(request)
+    todos = goop.orm("todos")
+    return dispatch(request)
+end
