@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn every_template_has_a_valid_manifest_and_policies() {
         let names: Vec<String> = all().unwrap().into_iter().map(|t| t.manifest.name).collect();
-        assert_eq!(names, ["chat", "quiz", "starter", "tictactoe"]);
+        assert_eq!(names, ["blog", "chat", "quiz", "starter", "survey", "tictactoe", "todo"]);
         for t in all().unwrap() {
             let dir = tempfile::tempdir().unwrap();
             let done = t.write(dir.path(), Existing::Keep).unwrap();

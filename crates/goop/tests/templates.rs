@@ -42,13 +42,13 @@ fn result(dir: &Path, caller: Option<(&str, &str)>, function: &str, params: Valu
 #[test]
 fn templates_are_listed_and_unknown_ones_named() {
     let out = stdout(&goop(&["templates"]));
-    for name in ["chat", "quiz", "starter", "tictactoe"] {
+    for name in ["blog", "chat", "quiz", "starter", "survey", "tictactoe", "todo"] {
         assert!(out.lines().any(|l| l.starts_with(name) && l.contains("full-stack")), "{out}");
     }
     let dir = tempfile::tempdir().unwrap();
     let bad = goop(&["init", dir.path().to_str().unwrap(), "--template", "chess"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("chat, quiz, starter, tictactoe"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("blog, chat, quiz, starter, survey, tictactoe, todo"));
     assert!(!dir.path().join("goop.json").exists(), "nothing written for an unknown template");
 }
 
