@@ -121,6 +121,13 @@ function action_lua(p)
              short = os.date("!%D %R", 86400) }
 end
 
+function action_describe(p)
+    local todos = goop.orm("todos")
+    local first = todos.columns[1]
+    return { n = #todos.columns, first = first.name, type = first.type, required = first.required,
+             default = todos.columns[2].default, update = todos.access.update, read = todos.access.read }
+end
+
 function call(req)
     local handler = _G["action_" .. tostring(req.params.action)]
     if not handler then error("unknown action") end
@@ -214,5 +221,25 @@ fn goop2s_helpers_and_lua_habits_work() {
     assert_eq!(
         call(d, None, "helpers", json!({"action": "lua"})),
         json!({"trimmed": "hi", "day": "1970-01-01", "clock": "01:01:01", "short": "01/02/70 00:00"})
+    );
+}
+
+#[test]
+fn schema_file_tables_are_described_in_goop2s_words() {
+    let dir = setup();
+    let d = dir.path();
+    assert_eq!(
+        call(d, None, "helpers", json!({"action": "describe"})),
+        json!({"n": 4, "first": "text", "type": "text", "required": true, "default": 0, "update": "owner", "read": "open"})
+    );
+    let out = common::goop(&["data", "--dir", d.to_str().unwrap(), r#"{"op":"orm-schema"}"#]);
+    let answer: Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    assert_eq!(
+        answer["data"]["todos"]["columns"][1],
+        json!({"name": "done", "type": "integer", "required": false, "default": 0, "key": false})
+    );
+    assert_eq!(
+        answer["data"]["todos"]["access"],
+        json!({"read": "open", "insert": "open", "update": "owner", "delete": "owner"})
     );
 }

@@ -86,14 +86,14 @@ impl Store {
                 Ok(json!({ "ok": true, "columns": columns }))
             }
             Request::OrmSchema => {
-                let tables: Map<String, Value> = describe::all(&conn, &policies, actor)?
+                let tables: Map<String, Value> = describe::all(&conn, &policies, &self.schemas_as_read(), actor)?
                     .into_iter()
                     .map(|t| (t.name.clone(), serde_json::to_value(t).unwrap_or(Value::Null)))
                     .collect();
                 Ok(json!({ "ok": true, "data": tables }))
             }
             Request::Role { table } => {
-                let Some(found) = describe::describe(&conn, &policies, &table)? else {
+                let Some(found) = describe::describe(&conn, &policies, &self.schemas_as_read(), &table)? else {
                     return Err(StoreError::Request(format!("no table {:?}", request::short(&table))));
                 };
                 let role = if actor == Actor::Unrestricted { "owner" } else { "visitor" };

@@ -312,6 +312,11 @@ impl Store {
         read(&self.inner.schemas)
     }
 
+    /// [`Store::schemas`] as last read, for work that has just refreshed.
+    pub(crate) fn schemas_as_read(&self) -> Arc<Schemas> {
+        read(&self.inner.schemas)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path

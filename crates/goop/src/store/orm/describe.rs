@@ -1,10 +1,10 @@
 //! What a table looks like to `goop.orm` (`.columns`, `.access`), to the data protocol's
-//! `orm-schema`, and to `validate`: goop2's table description, built from what the store knows.
+//! `orm-schema`, and to `validate`: goop2's table description.
 //!
-//! Today that is SQLite's own (`PRAGMA table_info`: declared type, `NOT NULL`, default,
-//! primary key) and `schema.json`'s policies. [`describe`] is the one place it is read, so a
-//! richer description (a `site/schemas/*.json` table's types, `required`, `auto`, roles) can
-//! take its place without touching the operations.
+//! A table from `site/schemas/*.json` is described by its file (goop2's types, `required`,
+//! `default`, `key`, `auto`, access levels); any other by SQLite (`PRAGMA table_info`: declared
+//! type, `NOT NULL`, default, primary key) and `schema.json`'s policies. [`describe`] is the
+//! one place either is read.
 
 use rusqlite::types::Value as Sql;
 use rusqlite::Connection;
@@ -15,6 +15,7 @@ use super::{is_system, Actor};
 use crate::store::error::StoreError;
 use crate::store::policy::{Decision, Op, Policies};
 use crate::store::schema;
+use crate::store::schemas::{ColumnSchema, Schemas, TableSchema};
 
 /// A table as goop2 describes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,31 +31,41 @@ pub struct Table {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Column {
     pub name: String,
-    /// goop2's type names from SQLite's affinity: `integer`, `real`, `text`, `blob`,
-    /// `numeric`; empty when the column declares no type (it takes anything).
+    /// A schema file's type (`text`, `integer`, `real`, `blob`, `guid`, `datetime`, `date`,
+    /// `time`, `enum`); otherwise goop2's name for SQLite's affinity (`integer`, `real`, `text`,
+    /// `blob`, `numeric`), empty when the column declares no type (it takes anything).
     #[serde(rename = "type")]
     pub kind: String,
-    /// `NOT NULL` without a default: an insert must give it.
+    /// An insert must give it: `required` in a schema file; `NOT NULL` without a default in SQL.
     pub required: bool,
-    /// The declared default, as SQL text.
+    /// The default: a schema file's value, or the declared SQL text.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub default: Option<String>,
-    /// Part of the primary key.
+    pub default: Option<Value>,
+    /// Part of the key.
     pub key: bool,
 }
 
-/// The table's policy per operation (`open`, `own`, `owner`, `none`).
+/// Who may do each operation: a schema file's levels (`open`, `owner`, `group`, `local`), or
+/// `schema.json`'s policies (`open`, `own`, `owner`, `none`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Access {
-    pub read: &'static str,
-    pub insert: &'static str,
-    pub update: &'static str,
-    pub delete: &'static str,
+    pub read: String,
+    pub insert: String,
+    pub update: String,
+    pub delete: String,
 }
 
 /// The description of user table `name`, `None` if there is none.
-pub fn describe(conn: &Connection, policies: &Policies, name: &str) -> Result<Option<Table>, StoreError> {
+pub fn describe(
+    conn: &Connection,
+    policies: &Policies,
+    schemas: &Schemas,
+    name: &str,
+) -> Result<Option<Table>, StoreError> {
     let Some((name, all)) = schema::table(conn, name)? else { return Ok(None) };
+    if let Some(file) = schemas.table(&name) {
+        return Ok(Some(from_file(name, file)));
+    }
     let mut stmt =
         conn.prepare_cached("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid")?;
     let columns = stmt
@@ -66,7 +77,7 @@ pub fn describe(conn: &Connection, policies: &Policies, name: &str) -> Result<Op
                 name: r.get(0)?,
                 kind: affinity(&kind).to_string(),
                 required: not_null && default.is_none(),
-                default,
+                default: default.map(Value::String),
                 key: r.get::<_, i64>(4)? > 0,
             })
         })?
@@ -75,17 +86,46 @@ pub fn describe(conn: &Connection, policies: &Policies, name: &str) -> Result<Op
         crate::store::schema::SYSTEM_COLUMNS.iter().all(|s| all.iter().any(|c| c.name.eq_ignore_ascii_case(s)));
     let policy = policies.table(&name);
     let access = Access {
-        read: policy.read.name(),
-        insert: policy.insert.name(),
-        update: policy.update.name(),
-        delete: policy.delete.name(),
+        read: policy.read.name().into(),
+        insert: policy.insert.name().into(),
+        update: policy.update.name().into(),
+        delete: policy.delete.name().into(),
     };
     let columns = columns.into_iter().filter(|c| !is_system(&c.name)).collect();
     Ok(Some(Table { name, system_key, columns, access }))
 }
 
+/// A schema file's word for a type or a level (`"datetime"`, `"owner"`): its serde name.
+fn word<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// A schema file's table, in the shape SQL-made tables are described in.
+fn from_file(name: String, file: &TableSchema) -> Table {
+    let column = |c: &ColumnSchema| Column {
+        name: c.name.clone(),
+        kind: word(&c.kind),
+        required: c.required,
+        default: c.default.clone(),
+        key: c.key,
+    };
+    let a = &file.access;
+    Table {
+        name,
+        // Schema-file tables always have the system columns.
+        system_key: true,
+        columns: file.columns.iter().map(column).collect(),
+        access: Access {
+            read: word(&a.read),
+            insert: word(&a.insert),
+            update: word(&a.update),
+            delete: word(&a.delete),
+        },
+    }
+}
+
 /// Every user table a caller may do anything with, described (the `orm-schema` answer).
-pub fn all(conn: &Connection, policies: &Policies, actor: Actor) -> Result<Vec<Table>, StoreError> {
+pub fn all(conn: &Connection, policies: &Policies, schemas: &Schemas, actor: Actor) -> Result<Vec<Table>, StoreError> {
     let unrestricted = actor == Actor::Unrestricted;
     let mut out = Vec::new();
     for name in schema::user_tables(conn)? {
@@ -93,7 +133,7 @@ pub fn all(conn: &Connection, policies: &Policies, actor: Actor) -> Result<Vec<T
             .iter()
             .any(|op| !matches!(policies.decide(&name, *op, unrestricted), Decision::Refused(_)));
         if usable {
-            out.extend(describe(conn, policies, &name)?);
+            out.extend(describe(conn, policies, schemas, &name)?);
         }
     }
     Ok(out)
@@ -137,7 +177,7 @@ pub fn validate(table: &Table, data: &[(String, Sql)]) -> Result<(), String> {
     for column in &table.columns {
         let given = data.iter().find(|(n, _)| n.eq_ignore_ascii_case(&column.name)).map(|(_, v)| v);
         let value = match given {
-            None | Some(Sql::Null) if column.required && !column.key => {
+            None | Some(Sql::Null) if column.required && column.default.is_none() && !column.key => {
                 return Err(format!("column {:?} is required", column.name))
             }
             None | Some(Sql::Null) => continue,
@@ -146,8 +186,9 @@ pub fn validate(table: &Table, data: &[(String, Sql)]) -> Result<(), String> {
         let fits = match (column.kind.as_str(), value) {
             ("integer" | "real" | "numeric", Sql::Integer(_) | Sql::Real(_)) => true,
             ("integer" | "real" | "numeric", _) => false,
-            ("text", Sql::Text(_)) | ("blob", Sql::Text(_) | Sql::Blob(_)) => true,
-            ("text" | "blob", _) => false,
+            ("text" | "guid" | "datetime" | "date" | "time" | "enum", Sql::Text(_))
+            | ("blob", Sql::Text(_) | Sql::Blob(_)) => true,
+            ("text" | "guid" | "datetime" | "date" | "time" | "enum" | "blob", _) => false,
             _ => true,
         };
         if !fits {

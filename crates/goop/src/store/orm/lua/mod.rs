@@ -117,7 +117,9 @@ impl HostModule for OrmModule {
                 }
                 _ => return Err(bad("goop.orm", "a table name")),
             };
-            let described = run(&store, lua, |s| describe::describe(s.conn, &s.store.policies(), &name));
+            let described = run(&store, lua, |s| {
+                describe::describe(s.conn, &s.store.policies(), &s.store.schemas_as_read(), &name)
+            });
             match described {
                 Ok(Some(table)) => Ok(MultiValue::from_iter([Value::Table(handle(lua, &store, table)?), Value::Nil])),
                 Ok(None) => failed(lua, Value::Nil, &StoreError::Request(format!("no table {name:?}"))),
@@ -175,19 +177,19 @@ fn handle(lua: &Lua, store: &Arc<Store>, table: describe::Table) -> mlua::Result
         column.raw_set("required", c.required)?;
         column.raw_set("key", c.key)?;
         if let Some(d) = &c.default {
-            column.raw_set("default", d.as_str())?;
+            column.raw_set("default", goop_script::api::json::from_json(lua, d)?)?;
         }
         columns.raw_push(column)?;
     }
     t.raw_set("columns", columns)?;
     let access = lua.create_table()?;
     for (op, rule) in [
-        ("read", table.access.read),
-        ("insert", table.access.insert),
-        ("update", table.access.update),
-        ("delete", table.access.delete),
+        ("read", &table.access.read),
+        ("insert", &table.access.insert),
+        ("update", &table.access.update),
+        ("delete", &table.access.delete),
     ] {
-        access.raw_set(op, rule)?;
+        access.raw_set(op, rule.as_str())?;
     }
     t.raw_set("access", access)?;
     let name: Arc<str> = Arc::from(table.name.as_str());
