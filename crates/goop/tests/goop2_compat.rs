@@ -80,6 +80,12 @@ const SETTINGS_SCHEMA: &str = r#"{"name": "settings", "system_key": true,
   "columns": [{"name": "key", "type": "text", "required": true}, {"name": "value", "type": "text"}],
   "access": {"read": "open", "insert": "owner", "update": "owner", "delete": "owner"}}"#;
 
+/// goop2's `auto` columns, filled on insert when left out.
+const TICKETS_SCHEMA: &str = r#"{"name": "tickets", "system_key": true,
+  "columns": [{"name": "number", "type": "integer", "auto": true, "required": true},
+              {"name": "code", "type": "guid", "auto": true}, {"name": "opened", "type": "datetime", "auto": true},
+              {"name": "day", "type": "date", "auto": true}, {"name": "title", "type": "text"}]}"#;
+
 /// lua.md's seed pattern: rows only into empty tables, the count inserted.
 const SEED: &str = r##"
 function call(req)
@@ -128,6 +134,15 @@ function action_describe(p)
              default = todos.columns[2].default, update = todos.access.update, read = todos.access.read }
 end
 
+function action_tickets(p)
+    local tickets = goop.orm("tickets")
+    tickets:insert({ title = "first" })
+    tickets:insert({ title = "second" })
+    tickets:insert({ title = "mine", number = 40 })
+    tickets:insert({ title = "after" })
+    return tickets:find({ order = "_id" })
+end
+
 function call(req)
     local handler = _G["action_" .. tostring(req.params.action)]
     if not handler then error("unknown action") end
@@ -141,7 +156,12 @@ fn setup() -> tempfile::TempDir {
     assert!(common::goop(&["templates", "apply", "starter", "--dir", path]).status.success());
     let site = dir.path().join("site");
     std::fs::create_dir_all(site.join("schemas")).unwrap();
-    for (name, text) in [("todos", TODO_SCHEMA), ("columns", COLUMNS_SCHEMA), ("settings", SETTINGS_SCHEMA)] {
+    for (name, text) in [
+        ("todos", TODO_SCHEMA),
+        ("columns", COLUMNS_SCHEMA),
+        ("settings", SETTINGS_SCHEMA),
+        ("tickets", TICKETS_SCHEMA),
+    ] {
         std::fs::write(site.join(format!("schemas/{name}.json")), text).unwrap();
     }
     for (name, text) in [("todo", TODO), ("seed", SEED), ("helpers", HELPERS)] {
@@ -242,4 +262,23 @@ fn schema_file_tables_are_described_in_goop2s_words() {
         answer["data"]["todos"]["access"],
         json!({"read": "open", "insert": "open", "update": "owner", "delete": "owner"})
     );
+}
+
+#[test]
+fn auto_columns_are_filled_as_goop2_fills_them() {
+    let dir = setup();
+    let rows = call(dir.path(), None, "helpers", json!({"action": "tickets"}));
+    let rows = rows.as_array().unwrap();
+    let numbers: Vec<i64> = rows.iter().map(|r| r["number"].as_i64().unwrap()).collect();
+    assert_eq!(numbers, [1, 2, 40, 41], "the largest so far + 1, unless given");
+    let uuid = |v: &Value| {
+        let s = v.as_str().unwrap_or_default();
+        let parts: Vec<usize> = s.split('-').map(str::len).collect();
+        parts == [8, 4, 4, 4, 12] && s.as_bytes()[14] == b'4' && b"89ab".contains(&s.as_bytes()[19])
+    };
+    assert!(rows.iter().all(|r| uuid(&r["code"])), "{rows:?}");
+    assert_ne!(rows[0]["code"], rows[1]["code"]);
+    let opened = rows[0]["opened"].as_str().unwrap();
+    assert_eq!((opened.len(), &opened[4..5], &opened[10..11]), (19, "-", " "), "{opened}");
+    assert_eq!(rows[0]["day"].as_str().unwrap(), &opened[..10]);
 }

@@ -43,6 +43,9 @@ pub struct Column {
     pub default: Option<Value>,
     /// Part of the key.
     pub key: bool,
+    /// Filled in by an insert that leaves it out (a schema file's `auto`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub auto: bool,
 }
 
 /// Who may do each operation: a schema file's levels (`open`, `owner`, `group`, `local`), or
@@ -79,6 +82,7 @@ pub fn describe(
                 required: not_null && default.is_none(),
                 default: default.map(Value::String),
                 key: r.get::<_, i64>(4)? > 0,
+                auto: false,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -108,6 +112,7 @@ fn from_file(name: String, file: &TableSchema) -> Table {
         required: c.required,
         default: c.default.clone(),
         key: c.key,
+        auto: c.auto,
     };
     let a = &file.access;
     Table {
@@ -177,7 +182,7 @@ pub fn validate(table: &Table, data: &[(String, Sql)]) -> Result<(), String> {
     for column in &table.columns {
         let given = data.iter().find(|(n, _)| n.eq_ignore_ascii_case(&column.name)).map(|(_, v)| v);
         let value = match given {
-            None | Some(Sql::Null) if column.required && column.default.is_none() && !column.key => {
+            None | Some(Sql::Null) if column.required && column.default.is_none() && !column.key && !column.auto => {
                 return Err(format!("column {:?} is required", column.name))
             }
             None | Some(Sql::Null) => continue,

@@ -10,6 +10,7 @@ use crate::store::error::StoreError;
 use crate::store::guard::{self, Rule, Write};
 use crate::store::policy::Op;
 use crate::store::schema::SYSTEM_COLUMNS;
+use crate::store::schemas::ColumnType;
 
 /// Most bytes of data one remote insert or update may write.
 pub const MAX_ROW_BYTES: usize = 64 * 1024;
@@ -117,6 +118,36 @@ impl Session<'_> {
     /// `(columns, values)` of `row` for `op`: for an insert, quoted names with values bound
     /// (`_owner` dropped: goop stamps it); for an update, `"c" = ?` / `"c" = (expr)`. Other
     /// system columns are refused, and so is an expression in an insert.
+    /// Values for the `auto` columns of the table's schema file that an insert leaves out, as
+    /// goop2 fills them: `integer` the largest so far + 1, `guid` a random UUID (v4),
+    /// `datetime`/`date`/`time` the current UTC time. Read inside the insert's transaction.
+    fn auto_values(&self, target: &Target, given: &[String]) -> Result<Vec<(String, Sql)>, StoreError> {
+        let schemas = self.store.schemas_as_read();
+        let Some(file) = schemas.table(&target.name) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for column in file.columns.iter().filter(|c| c.auto) {
+            if given.iter().any(|g| g.eq_ignore_ascii_case(&quote(&column.name))) {
+                continue;
+            }
+            let sql = match column.kind {
+                ColumnType::Integer => {
+                    format!("SELECT COALESCE(MAX({}), 0) + 1 FROM {}", quote(&column.name), quote(&target.name))
+                }
+                ColumnType::Guid => "SELECT lower(hex(randomblob(16)))".into(),
+                ColumnType::Datetime => "SELECT strftime('%Y-%m-%d %H:%M:%S', 'now')".into(),
+                ColumnType::Date => "SELECT date('now')".into(),
+                ColumnType::Time => "SELECT time('now')".into(),
+                _ => continue,
+            };
+            let mut value: Sql = self.conn.query_row(&sql, [], |r| r.get(0))?;
+            if let (ColumnType::Guid, Sql::Text(hex)) = (column.kind, &value) {
+                value = Sql::Text(uuid_v4(hex));
+            }
+            out.push((column.name.clone(), value));
+        }
+        Ok(out)
+    }
+
     fn columns(&self, target: &Target, row: &Row, op: Op) -> Result<(Vec<String>, Vec<Sql>), StoreError> {
         let mut columns = Vec::with_capacity(row.len());
         let mut values = Vec::with_capacity(row.len());
@@ -151,6 +182,10 @@ impl Session<'_> {
 
     /// The insert itself, inside the caller's transaction, with the quota check after it.
     fn insert_in(&self, target: &Target, mut columns: Vec<String>, mut values: Vec<Sql>) -> Result<i64, StoreError> {
+        for (column, value) in self.auto_values(target, &columns)? {
+            columns.push(quote(&column));
+            values.push(value);
+        }
         let mut placeholders = vec!["?"; columns.len()];
         columns.push(quote("_owner"));
         values.push(Sql::Text(self.caller.to_string()));
@@ -295,4 +330,14 @@ impl Session<'_> {
             .query_row(rusqlite::params![self.caller, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok((rows.max(0) as u64, bytes.max(0) as u64))
     }
+}
+
+/// 32 random hex digits as a version-4 UUID: `xxxxxxxx-xxxx-4xxx-Yxxx-xxxxxxxxxxxx`.
+fn uuid_v4(hex: &str) -> String {
+    let mut d: Vec<char> = hex.chars().take(32).collect();
+    d.resize(32, '0');
+    d[12] = '4';
+    d[16] = ['8', '9', 'a', 'b'][d[16].to_digit(16).unwrap_or(0) as usize % 4];
+    let part = |a: usize, b: usize| d[a..b].iter().collect::<String>();
+    format!("{}-{}-{}-{}-{}", part(0, 8), part(8, 12), part(12, 16), part(16, 20), part(20, 32))
 }
