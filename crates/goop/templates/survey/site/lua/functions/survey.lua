@@ -3,6 +3,7 @@ local MAX_QUESTIONS = 50
 local MAX_CHOICES = 10
 local MAX_TEXT = 300
 local MAX_RESPONSES = 10000
+local PAGE = 1000 -- the most rows one read gives a script
 
 local SAMPLE = {
     { text = "How did you find this site?", choices = { "A friend told me", "A link elsewhere", "By chance" } },
@@ -87,19 +88,27 @@ local function results()
         end
         counts[tostring(q._id)] = tally
     end
-    local rows = responses:find({ limit = MAX_RESPONSES })
-    for _, row in ipairs(rows) do
-        for qid, choice in pairs(goop.json.decode(row.answers) or {}) do
-            local tally = counts[qid]
-            if tally and tally[choice] then
-                tally[choice] += 1
+    -- Page by page: a read gives at most 1000 rows, and a survey holds up to 10000 answers.
+    local total = 0
+    repeat
+        local rows, err = responses:find({ fields = { "answers" }, order = "_id", limit = PAGE, offset = total })
+        if not rows then
+            error(err)
+        end
+        for _, row in ipairs(rows) do
+            for qid, choice in pairs(goop.json.decode(row.answers) or {}) do
+                local tally = counts[qid]
+                if tally and tally[choice] then
+                    tally[choice] += 1
+                end
             end
         end
-    end
+        total += #rows
+    until #rows < PAGE
     for _, q in ipairs(list) do
         q.counts = counts[tostring(q._id)]
     end
-    return { questions = list, total = #rows }
+    return { questions = list, total = total }
 end
 
 local function add_question(params)

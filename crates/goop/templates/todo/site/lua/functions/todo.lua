@@ -1,5 +1,9 @@
 --- The to-do list: list, add, toggle (your own items; the owner any), delete and reorder (owner)
 local MAX_ITEMS = 500
+-- Visitors share part of the list, each a few items: one visitor (or a crowd of made-up peer
+-- IDs) cannot fill the owner's list.
+local MAX_VISITOR_ITEMS = 400
+local MAX_PER_VISITOR = 20
 local MAX_TITLE = 200
 
 local todos -- the table, opened in call()
@@ -27,6 +31,15 @@ local function add(params)
     end
     if todos:count() >= MAX_ITEMS then
         error("the list is full (" .. MAX_ITEMS .. " items)")
+    end
+    if not is_owner() then
+        local mine = todos:count({ where = "_owner = ?", args = { goop.peer.id } })
+        if mine >= MAX_PER_VISITOR then
+            error("you have " .. mine .. " items on this list already (at most " .. MAX_PER_VISITOR .. ")")
+        end
+        if todos:count({ where = "_owner <> ?", args = { goop.self.id } }) >= MAX_VISITOR_ITEMS then
+            error("the list is full for visitors (" .. MAX_VISITOR_ITEMS .. " items)")
+        end
     end
     local last = todos:aggregate("MAX(position) AS top")[1]
     local id, err = todos:insert({ title = title, done = 0, position = (last and last.top or 0) + 1 })
