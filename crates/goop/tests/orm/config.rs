@@ -75,3 +75,19 @@ fn a_missing_table_is_nil_and_bad_defaults_raise() {
         json!({"missing": true, "err": "no table \"nope\"", "bad_defaults": false})
     );
 }
+
+/// A second row for a key (here a visitor's, under `config`'s default `insert: own`) neither
+/// hides the value `set` keeps nor survives a `set`: the row `set` updates is the row read.
+#[test]
+fn a_later_row_for_a_key_does_not_override_the_setting() {
+    let p = peer(&[("settings", KEY_VALUE)]);
+    p.call("settings", json!({"action": "set", "key": "theme", "value": "ocean"}));
+    let sneaked = p.store.data_request(
+        super::VISITOR,
+        &json!({"op": "insert", "table": "config", "data": {"key": "theme", "value": "defaced"}}),
+    );
+    assert_eq!(sneaked["ok"], true, "{sneaked}");
+    assert_eq!(p.call("settings", json!({"action": "read"}))["theme"], "ocean");
+    p.call("settings", json!({"action": "set", "key": "theme", "value": "dusk"}));
+    assert_eq!(p.call("settings", json!({"action": "read"}))["theme"], "dusk");
+}

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! A table with `key` and `value` columns holds one setting per row (`set` upserts by `key`
-//! and stores the value as text, as goop2 does). Any other table is one settings row, its
+//! and stores the value as text, as goop2 does); when a key has several rows, the oldest
+//! (the one `set` updates) is its value. Any other table is one settings row, its
 //! last: `set(key, value)` and `save({...})` update that row, or insert it when there is none.
 //! It is plain Luau over the `goop.orm` handle, so it reaches no more than `goop.orm` does.
 
@@ -43,7 +44,9 @@ local function config(_, name, defaults)
     end
     local cfg = {}
     if has_key and has_value then
-        local stored, e = rows:find({ fields = { "key", "value" }, limit = 1000 })
+        -- Newest first, so the oldest row of a key is read last and wins: it is the row `set`
+        -- updates (upsert's first match), and a later row for the key changes nothing.
+        local stored, e = rows:find({ fields = { "key", "value" }, order = "_id DESC", limit = 1000 })
         if not stored then
             return nil, e
         end
