@@ -105,7 +105,8 @@ fn from_file(name: String, file: &TableSchema) -> Table {
     let column = |c: &ColumnSchema| Column {
         name: c.name.clone(),
         kind: word(&c.kind),
-        required: c.required,
+        // An `auto` column is filled in when an insert leaves it out.
+        required: c.required && !c.auto,
         default: c.default.clone(),
         key: c.key,
     };

@@ -10,6 +10,7 @@ use crate::store::error::StoreError;
 use crate::store::guard::{self, Rule, Write};
 use crate::store::policy::Op;
 use crate::store::schema::SYSTEM_COLUMNS;
+use crate::store::schemas::ColumnType;
 
 /// Most bytes of data one remote insert or update may write.
 pub const MAX_ROW_BYTES: usize = 64 * 1024;
@@ -26,6 +27,10 @@ pub enum Input {
 
 /// Column names (unchecked) and what to write in each.
 pub type Row = Vec<(String, Input)>;
+
+/// A random UUID v4 in SQL, for a schema file's `auto` `guid` column.
+const UUID_V4: &str = "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) \
+    || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))";
 
 impl Session<'_> {
     /// Inserts `row` stamped with the caller (`_owner`), its times set; the new `_id`. An
@@ -151,13 +156,17 @@ impl Session<'_> {
 
     /// The insert itself, inside the caller's transaction, with the quota check after it.
     fn insert_in(&self, target: &Target, mut columns: Vec<String>, mut values: Vec<Sql>) -> Result<i64, StoreError> {
-        let mut placeholders = vec!["?"; columns.len()];
+        let mut placeholders = vec!["?".to_string(); columns.len()];
+        for (column, sql) in self.autos(target, &columns) {
+            columns.push(column);
+            placeholders.push(sql);
+        }
         columns.push(quote("_owner"));
         values.push(Sql::Text(self.caller.to_string()));
-        placeholders.push("?");
+        placeholders.push("?".into());
         for stamp in ["_created_at", "_updated_at"] {
             columns.push(quote(stamp));
-            placeholders.push("CURRENT_TIMESTAMP");
+            placeholders.push("CURRENT_TIMESTAMP".into());
         }
         let sql = format!(
             "INSERT INTO {} ({}) VALUES ({})",
@@ -181,6 +190,30 @@ impl Session<'_> {
             }
         }
         Ok(id)
+    }
+
+    /// What goes into the schema file's `auto` columns an insert leaves out (quoted name, SQL):
+    /// the largest value + 1 (integer), a random UUID v4 (guid), the current UTC date and time.
+    fn autos(&self, target: &Target, given: &[String]) -> Vec<(String, String)> {
+        let schemas = self.store.schemas_as_read();
+        let Some(file) = schemas.table(&target.name) else { return Vec::new() };
+        let mut out = Vec::new();
+        for column in file.columns.iter().filter(|c| c.auto) {
+            let Ok(name) = target.column(&column.name).map(quote) else { continue };
+            if given.iter().any(|g| g.eq_ignore_ascii_case(&name)) {
+                continue;
+            }
+            let sql = match column.kind {
+                ColumnType::Integer => format!("(SELECT coalesce(max({name}), 0) + 1 FROM {})", quote(&target.name)),
+                ColumnType::Guid => UUID_V4.to_string(),
+                ColumnType::Datetime => "CURRENT_TIMESTAMP".into(),
+                ColumnType::Date => "CURRENT_DATE".into(),
+                ColumnType::Time => "CURRENT_TIME".into(),
+                _ => continue,
+            };
+            out.push((name, sql));
+        }
+        out
     }
 
     /// The update itself, inside the caller's transaction, with the byte quota around it.
