@@ -122,3 +122,32 @@ fn made_up_visitors_share_a_part_of_the_todo_list() {
     let owner = call(dir.path(), None, "todo", json!({"action": "add", "title": "Water plants"}));
     assert_eq!(owner["items"].as_array().map(Vec::len), Some(401), "{owner}");
 }
+
+/// `posts` already made by `schema.sql` (with its default access, read `open`): applying the
+/// blog fails on the table (exit 2, the files written), and the blog must not then keep
+/// drafts in a table every visitor reads.
+#[test]
+fn the_blog_keeps_no_drafts_in_a_table_it_does_not_own() {
+    let dir = common::folder("Host");
+    let d = dir.path();
+    std::fs::write(
+        d.join("site/schema.sql"),
+        "CREATE TABLE posts (_id INTEGER PRIMARY KEY AUTOINCREMENT, _owner TEXT NOT NULL, \
+         _created_at DATETIME DEFAULT CURRENT_TIMESTAMP, _updated_at DATETIME DEFAULT CURRENT_TIMESTAMP, \
+         slug TEXT, title TEXT, body TEXT, published INTEGER DEFAULT 1);\n",
+    )
+    .unwrap();
+    assert!(common::goop(&["data", "--dir", d.to_str().unwrap(), r#"{"op":"tables"}"#]).status.success());
+    let applied = common::goop(&["templates", "apply", "blog", "--dir", d.to_str().unwrap()]);
+    assert_eq!(applied.status.code(), Some(2), "{}", String::from_utf8_lossy(&applied.stderr));
+    let draft = json!({"action": "save", "title": "Secret plans", "body": "x", "published": false});
+    let saved = call(d, None, "blog", draft);
+    assert!(saved["error"].as_str().is_some_and(|e| e.contains("goop check")), "{saved}");
+
+    let host = common::run(d);
+    let visitor = common::folder("Ann");
+    let request = json!({"op": "query", "table": "posts"}).to_string();
+    let out = common::goop(&["data", "--peer", &host.addr, "--dir", visitor.path().to_str().unwrap(), &request]);
+    let answer: Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    assert_eq!(answer["rows"], json!([]), "{answer}");
+}

@@ -6,6 +6,19 @@ local EXCERPT = 240
 
 local posts -- the table, opened in call()
 
+-- The template's own table (site/schemas/NAME.json) with the access it declares. A table of
+-- that name made another way (by schema.sql, before the template was applied) keeps its own
+-- access, which could let every visitor read or write around this function: refuse to run.
+local function own_table(name, read)
+    local t, err = goop.orm(name)
+    local a = t and t.access
+    if not a or a.read ~= read or a.insert ~= "owner" or a.update ~= "owner" or a.delete ~= "owner" then
+        error("table " .. name .. " is not the one site/schemas/" .. name .. ".json declares (see goop check)"
+            .. (err and ": " .. err or ""))
+    end
+    return t
+end
+
 local function is_owner()
     return goop.peer.id == goop.self.id
 end
@@ -94,6 +107,6 @@ local dispatch = goop.route({
 })
 
 function call(request)
-    posts = goop.orm("posts")
+    posts = own_table("posts", "owner")
     return dispatch(request)
 end

@@ -8,6 +8,19 @@ local MAX_TITLE = 200
 
 local todos -- the table, opened in call()
 
+-- The template's own table (site/schemas/NAME.json) with the access it declares. A table of
+-- that name made another way (by schema.sql, before the template was applied) keeps its own
+-- access, which could let every visitor read or write around this function: refuse to run.
+local function own_table(name, read)
+    local t, err = goop.orm(name)
+    local a = t and t.access
+    if not a or a.read ~= read or a.insert ~= "owner" or a.update ~= "owner" or a.delete ~= "owner" then
+        error("table " .. name .. " is not the one site/schemas/" .. name .. ".json declares (see goop check)"
+            .. (err and ": " .. err or ""))
+    end
+    return t
+end
+
 local function is_owner()
     return goop.peer.id == goop.self.id
 end
@@ -83,6 +96,6 @@ local dispatch = goop.route({
 })
 
 function call(request)
-    todos = goop.orm("todos")
+    todos = own_table("todos", "open")
     return dispatch(request)
 end
