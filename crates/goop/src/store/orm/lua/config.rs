@@ -11,6 +11,8 @@
 //! (the one `set` updates) is its value. Any other table is one settings row, its
 //! last: `set(key, value)` and `save({...})` update that row, or insert it when there is none.
 //! It is plain Luau over the `goop.orm` handle, so it reaches no more than `goop.orm` does.
+//! A table remote peers may insert into, update or delete from (`open` or `own`) is refused
+//! (`nil, err`): a visitor's row would otherwise be the setting the scripts read.
 
 use goop_script::mlua::{self, Lua, Table};
 use goop_script::{HostModule, Scope};
@@ -30,6 +32,14 @@ local function config(_, name, defaults)
     local rows, err = orm(name)
     if not rows then
         return nil, err
+    end
+    -- Settings are the owner's: where visitors write rows, theirs would be the ones read.
+    for _, op in ipairs({ "insert", "update", "delete" }) do
+        local level = rows.access[op]
+        if level == "open" or level == "own" then
+            return nil, "goop.config: visitors may write table " .. rows.name .. " (" .. op .. ": " .. level
+                .. "); settings need a table only the owner writes"
+        end
     end
     local has_key, has_value = false, false
     for _, column in ipairs(rows.columns) do
