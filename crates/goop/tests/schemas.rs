@@ -489,3 +489,32 @@ fn the_typed_description_is_what_the_file_says() {
     assert_eq!(todos, serde_json::from_str::<Value>(TODOS).unwrap());
     assert_eq!(schemas.tables().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["posts", "todos"]);
 }
+
+/// goop2's `auto` columns are filled in when an insert leaves them out: a guid key gets a UUID
+/// v4, an integer the largest value + 1, a datetime the current time; a given value stays.
+#[test]
+fn auto_columns_are_filled_in() {
+    let dir = folder("Host");
+    let d = dir.path();
+    write_schema(
+        d,
+        "things.json",
+        r#"{"name": "things", "columns": [{"name": "uid", "type": "guid", "auto": true, "key": true},
+            {"name": "n", "type": "integer", "auto": true}, {"name": "at", "type": "datetime", "auto": true},
+            {"name": "label", "type": "text"}]}"#,
+    );
+    for data in [json!({"label": "a"}), json!({"label": "b"}), json!({"label": "c", "n": 10, "uid": "mine"})] {
+        let inserted = local(d, json!({"op": "insert", "table": "things", "data": data}));
+        assert_eq!(inserted["ok"], true, "{inserted}");
+    }
+    let rows = local(d, json!({"op": "query", "table": "things", "order": "_id"}))["rows"].clone();
+    let uid = |i: usize| rows[i]["uid"].as_str().unwrap_or_default().to_string();
+    let uuid = |u: &str| {
+        let parts: Vec<usize> = u.split('-').map(str::len).collect();
+        parts == [8, 4, 4, 4, 12] && u.as_bytes()[14] == b'4' && "89ab".contains(u.as_bytes()[19] as char)
+    };
+    assert!(uuid(&uid(0)) && uuid(&uid(1)) && uid(0) != uid(1), "{rows}");
+    assert_eq!(uid(2), "mine");
+    assert_eq!([&rows[0]["n"], &rows[1]["n"], &rows[2]["n"]], [&json!(1), &json!(2), &json!(10)]);
+    assert_eq!(rows[0]["at"].as_str().map(str::len), Some(19), "{rows}");
+}

@@ -75,3 +75,34 @@ fn a_missing_table_is_nil_and_bad_defaults_raise() {
         json!({"missing": true, "err": "no table \"nope\"", "bad_defaults": false})
     );
 }
+
+/// A second row for a key neither hides the value `set` keeps nor survives a `set`: the row
+/// `set` updates is the row read.
+#[test]
+fn a_later_row_for_a_key_does_not_override_the_setting() {
+    let p = peer(&[("settings", KEY_VALUE)]);
+    p.call("settings", json!({"action": "set", "key": "theme", "value": "ocean"}));
+    p.seed("config", json!({"key": "theme", "value": "stale"}));
+    assert_eq!(p.call("settings", json!({"action": "read"}))["theme"], "ocean");
+    p.call("settings", json!({"action": "set", "key": "theme", "value": "dusk"}));
+    assert_eq!(p.call("settings", json!({"action": "read"}))["theme"], "dusk");
+}
+
+/// Settings are the owner's: in a table visitors may write (`notes` keeps the default policies,
+/// insert/update/delete `own`), a visitor's row would become the setting the scripts read.
+#[test]
+fn settings_in_a_table_visitors_write_are_refused() {
+    const NOTES: &str = r#"
+    function call(req)
+        local cfg, err = goop.config("notes", { title = "mine" })
+        return { refused = cfg == nil, err = err, title = cfg and cfg.title }
+    end
+    "#;
+    let p = peer(&[("settings", NOTES)]);
+    let sneaked =
+        p.store.data_request(super::VISITOR, &json!({"op": "insert", "table": "notes", "data": {"title": "defaced"}}));
+    assert_eq!(sneaked["ok"], true, "{sneaked}");
+    let answer = p.call("settings", json!({}));
+    assert_eq!(answer["refused"], true, "{answer}");
+    assert!(answer["err"].as_str().is_some_and(|e| e.contains("insert: own")), "{answer}");
+}

@@ -47,7 +47,9 @@ pub fn site(scripts: &[(&str, &str)]) -> TempDir {
     std::fs::write(site.join("schema.sql"), schema()).unwrap();
     std::fs::write(
         site.join("schema.json"),
-        r#"{"tables": {"posts": {"insert": "open", "update": "owner", "delete": "owner"}}}"#,
+        r#"{"tables": {"posts": {"insert": "open", "update": "owner", "delete": "owner"},
+            "config": {"insert": "owner", "update": "owner", "delete": "owner"},
+            "app_settings": {"insert": "owner", "update": "owner", "delete": "owner"}}}"#,
     )
     .unwrap();
     for (name, source) in scripts {

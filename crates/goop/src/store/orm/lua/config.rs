@@ -7,9 +7,12 @@
 //! ```
 //!
 //! A table with `key` and `value` columns holds one setting per row (`set` upserts by `key`
-//! and stores the value as text, as goop2 does). Any other table is one settings row, its
+//! and stores the value as text, as goop2 does); when a key has several rows, the oldest
+//! (the one `set` updates) is its value. Any other table is one settings row, its
 //! last: `set(key, value)` and `save({...})` update that row, or insert it when there is none.
 //! It is plain Luau over the `goop.orm` handle, so it reaches no more than `goop.orm` does.
+//! A table remote peers may insert into, update or delete from (`open` or `own`) is refused
+//! (`nil, err`): a visitor's row would otherwise be the setting the scripts read.
 
 use goop_script::mlua::{self, Lua, Table};
 use goop_script::{HostModule, Scope};
@@ -30,6 +33,14 @@ local function config(_, name, defaults)
     if not rows then
         return nil, err
     end
+    -- Settings are the owner's: where visitors write rows, theirs would be the ones read.
+    for _, op in ipairs({ "insert", "update", "delete" }) do
+        local level = rows.access[op]
+        if level == "open" or level == "own" then
+            return nil, "goop.config: visitors may write table " .. rows.name .. " (" .. op .. ": " .. level
+                .. "); settings need a table only the owner writes"
+        end
+    end
     local has_key, has_value = false, false
     for _, column in ipairs(rows.columns) do
         has_key = has_key or column.name == "key"
@@ -43,7 +54,9 @@ local function config(_, name, defaults)
     end
     local cfg = {}
     if has_key and has_value then
-        local stored, e = rows:find({ fields = { "key", "value" }, limit = 1000 })
+        -- Newest first, so the oldest row of a key is read last and wins: it is the row `set`
+        -- updates (upsert's first match), and a later row for the key changes nothing.
+        local stored, e = rows:find({ fields = { "key", "value" }, order = "_id DESC", limit = 1000 })
         if not stored then
             return nil, e
         end

@@ -6,6 +6,19 @@ local EXCERPT = 240
 
 local posts -- the table, opened in call()
 
+-- The template's own table (site/schemas/NAME.json) with the access it declares. A table of
+-- that name made another way (by schema.sql, before the template was applied) keeps its own
+-- access, which could let every visitor read or write around this function: refuse to run.
+local function own_table(name, read)
+    local t, err = goop.orm(name)
+    local a = t and t.access
+    if not a or a.read ~= read or a.insert ~= "owner" or a.update ~= "owner" or a.delete ~= "owner" then
+        error("table " .. name .. " is not the one site/schemas/" .. name .. ".json declares (see goop check)"
+            .. (err and ": " .. err or ""))
+    end
+    return t
+end
+
 local function is_owner()
     return goop.peer.id == goop.self.id
 end
@@ -19,15 +32,37 @@ local function slugify(text)
     return (text:lower():gsub("[^%w]+", "-"):gsub("^%-+", ""):gsub("%-+$", ""):sub(1, 80))
 end
 
+-- The list leaves the bodies in the table (a page of long posts would be more than the 1 MB
+-- one read may return) and has SQLite cut the excerpts, by characters: a byte count would
+-- split an "é" and the answer would not be text.
+local LISTED = { "_id", "slug", "title", "published", "_created_at", "_updated_at" }
+local EXCERPTS = "_id, substr(body, 1, " .. EXCERPT .. ") AS excerpt, length(body) > " .. EXCERPT .. " AS more"
+
 local function list()
-    local query = { order = "_created_at DESC, _id DESC", limit = 100 }
+    local query = { order = "_created_at DESC, _id DESC", limit = 100, fields = LISTED }
     if not is_owner() then
         query.where = "published = 1"
     end
-    local rows = posts:find(query)
-    for _, post in ipairs(rows) do
-        post.excerpt = #post.body > EXCERPT and post.body:sub(1, EXCERPT) .. "…" or post.body
-        post.body = nil
+    local rows, err = posts:find(query)
+    if not rows then
+        error(err)
+    end
+    if #rows > 0 then
+        local marks, ids = {}, {}
+        for i, post in ipairs(rows) do
+            marks[i], ids[i] = "?", post._id
+        end
+        local cut, e = posts:aggregate(EXCERPTS, { where = "_id IN (" .. table.concat(marks, ", ") .. ")", args = ids })
+        if not cut then
+            error(e)
+        end
+        local excerpts = {}
+        for _, c in ipairs(cut) do
+            excerpts[c._id] = (c.excerpt or "") .. (c.more == 1 and "…" or "")
+        end
+        for _, post in ipairs(rows) do
+            post.excerpt = excerpts[post._id] or ""
+        end
     end
     return { posts = rows, owner = is_owner() }
 end
@@ -72,6 +107,6 @@ local dispatch = goop.route({
 })
 
 function call(request)
-    posts = goop.orm("posts")
+    posts = own_table("posts", "owner")
     return dispatch(request)
 end

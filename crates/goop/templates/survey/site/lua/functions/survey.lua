@@ -3,6 +3,7 @@ local MAX_QUESTIONS = 50
 local MAX_CHOICES = 10
 local MAX_TEXT = 300
 local MAX_RESPONSES = 10000
+local PAGE = 1000 -- the most rows one read gives a script
 
 local SAMPLE = {
     { text = "How did you find this site?", choices = { "A friend told me", "A link elsewhere", "By chance" } },
@@ -10,6 +11,19 @@ local SAMPLE = {
 }
 
 local questions, responses -- the tables, opened in call()
+
+-- The template's own table (site/schemas/NAME.json) with the access it declares. A table of
+-- that name made another way (by schema.sql, before the template was applied) keeps its own
+-- access, which could let every visitor read or write around this function: refuse to run.
+local function own_table(name, read)
+    local t, err = goop.orm(name)
+    local a = t and t.access
+    if not a or a.read ~= read or a.insert ~= "owner" or a.update ~= "owner" or a.delete ~= "owner" then
+        error("table " .. name .. " is not the one site/schemas/" .. name .. ".json declares (see goop check)"
+            .. (err and ": " .. err or ""))
+    end
+    return t
+end
 
 local function is_owner()
     return goop.peer.id == goop.self.id
@@ -87,19 +101,27 @@ local function results()
         end
         counts[tostring(q._id)] = tally
     end
-    local rows = responses:find({ limit = MAX_RESPONSES })
-    for _, row in ipairs(rows) do
-        for qid, choice in pairs(goop.json.decode(row.answers) or {}) do
-            local tally = counts[qid]
-            if tally and tally[choice] then
-                tally[choice] += 1
+    -- Page by page: a read gives at most 1000 rows, and a survey holds up to 10000 answers.
+    local total = 0
+    repeat
+        local rows, err = responses:find({ fields = { "answers" }, order = "_id", limit = PAGE, offset = total })
+        if not rows then
+            error(err)
+        end
+        for _, row in ipairs(rows) do
+            for qid, choice in pairs(goop.json.decode(row.answers) or {}) do
+                local tally = counts[qid]
+                if tally and tally[choice] then
+                    tally[choice] += 1
+                end
             end
         end
-    end
+        total += #rows
+    until #rows < PAGE
     for _, q in ipairs(list) do
         q.counts = counts[tostring(q._id)]
     end
-    return { questions = list, total = #rows }
+    return { questions = list, total = total }
 end
 
 local function add_question(params)
@@ -142,7 +164,7 @@ local dispatch = goop.route({
 })
 
 function call(request)
-    questions, responses = goop.orm("questions"), goop.orm("responses")
+    questions, responses = own_table("questions", "open"), own_table("responses", "owner")
     seed()
     return dispatch(request)
 end

@@ -1,8 +1,25 @@
 --- The to-do list: list, add, toggle (your own items; the owner any), delete and reorder (owner)
 local MAX_ITEMS = 500
+-- Visitors share part of the list, each a few items: one visitor (or a crowd of made-up peer
+-- IDs) cannot fill the owner's list.
+local MAX_VISITOR_ITEMS = 400
+local MAX_PER_VISITOR = 20
 local MAX_TITLE = 200
 
 local todos -- the table, opened in call()
+
+-- The template's own table (site/schemas/NAME.json) with the access it declares. A table of
+-- that name made another way (by schema.sql, before the template was applied) keeps its own
+-- access, which could let every visitor read or write around this function: refuse to run.
+local function own_table(name, read)
+    local t, err = goop.orm(name)
+    local a = t and t.access
+    if not a or a.read ~= read or a.insert ~= "owner" or a.update ~= "owner" or a.delete ~= "owner" then
+        error("table " .. name .. " is not the one site/schemas/" .. name .. ".json declares (see goop check)"
+            .. (err and ": " .. err or ""))
+    end
+    return t
+end
 
 local function is_owner()
     return goop.peer.id == goop.self.id
@@ -27,6 +44,15 @@ local function add(params)
     end
     if todos:count() >= MAX_ITEMS then
         error("the list is full (" .. MAX_ITEMS .. " items)")
+    end
+    if not is_owner() then
+        local mine = todos:count({ where = "_owner = ?", args = { goop.peer.id } })
+        if mine >= MAX_PER_VISITOR then
+            error("you have " .. mine .. " items on this list already (at most " .. MAX_PER_VISITOR .. ")")
+        end
+        if todos:count({ where = "_owner <> ?", args = { goop.self.id } }) >= MAX_VISITOR_ITEMS then
+            error("the list is full for visitors (" .. MAX_VISITOR_ITEMS .. " items)")
+        end
     end
     local last = todos:aggregate("MAX(position) AS top")[1]
     local id, err = todos:insert({ title = title, done = 0, position = (last and last.top or 0) + 1 })
@@ -70,6 +96,6 @@ local dispatch = goop.route({
 })
 
 function call(request)
-    todos = goop.orm("todos")
+    todos = own_table("todos", "open")
     return dispatch(request)
 end
