@@ -204,8 +204,15 @@
         var names = ((schemas[table] || {}).columns || []).map(function (c) { return c.name; });
         var keyValue = names.indexOf("key") >= 0 && names.indexOf("value") >= 0;
         var load = keyValue
-          ? data.find(table, { fields: ["key", "value"], limit: 1000 }).then(function (rows) {
-            rows.forEach(function (r) { if (r.key) values[r.key] = r.value; });
+          ? data.find(table, { fields: ["key", "value"], order: "_id", limit: 1000 }).then(function (rows) {
+            // The oldest row of a key is its value, as in goop.config: the row `set` updates.
+            var seen = {};
+            rows.forEach(function (r) {
+              if (r.key && !seen[r.key]) {
+                seen[r.key] = true;
+                values[r.key] = r.value;
+              }
+            });
           })
           : data.find(table, { order: "_id DESC", limit: 1 }).then(function (rows) {
             if (rows[0]) names.forEach(function (n) { if (rows[0][n] != null) values[n] = rows[0][n]; });
