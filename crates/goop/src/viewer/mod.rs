@@ -86,7 +86,7 @@ async fn dispatch(State(viewer): State<Arc<Viewer>>, request: Request) -> Respon
     let mut response = match target {
         Target::Viewer if parts.method == Method::GET && path == events::PATH => events::open(viewer.clone()),
         Target::Viewer => dashboard::answer(&viewer, &parts.method, path, &body).await,
-        Target::Peer(peer) => site::answer(&viewer, peer, &parts.method, path, &body).await,
+        Target::Peer(peer) => site::answer(&viewer, peer, &parts, &body).await,
     };
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -111,11 +111,14 @@ fn same_origin(method: &Method, headers: &HeaderMap, target: Target, path: &str)
     if *method != Method::GET && *method != Method::HEAD && !origin_ok {
         return Err("refused: this request must come from a page of this origin");
     }
-    if target == Target::Viewer && path.starts_with("/api/") {
-        let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-        if origin.is_some() && !origin_ok || fetch_site.is_some_and(|s| s != "same-origin" && s != "none") {
-            return Err("refused: the viewer's API is for the viewer's own pages");
-        }
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let cross_site = origin.is_some() && !origin_ok || fetch_site.is_some_and(|s| s != "same-origin" && s != "none");
+    if target == Target::Viewer && path.starts_with("/api/") && cross_site {
+        return Err("refused: the viewer's API is for the viewer's own pages");
+    }
+    // A link or image elsewhere must not run a peer's function as this visitor.
+    if matches!(target, Target::Peer(_)) && path.starts_with(site::FN_PREFIX) && cross_site {
+        return Err("refused: a site's functions answer its own pages");
     }
     Ok(())
 }

@@ -1,12 +1,14 @@
 //! One peer's origin: its site's files (over `/goop/site/1.0.0`, or from disk for this peer), the
-//! JS SDK, and the data endpoint the SDK posts to — bound to that one peer and no other.
+//! JS SDK, the data endpoint the SDK posts to, and its data functions as plain HTTP endpoints
+//! (`/_goop/fn/NAME`) — bound to that one peer and no other.
 
 use std::time::Duration;
 
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use libp2p::PeerId;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::group;
 use super::offline::{self, Unanswered};
@@ -18,6 +20,10 @@ use crate::protocol::site::{self, SiteRequest};
 pub const SDK_PATH: &str = "/_goop/sdk.js";
 /// Where the SDK posts data-protocol requests.
 pub const DATA_PATH: &str = "/_goop/data";
+/// `GET`/`POST /_goop/fn/NAME`: data function NAME, called as the visitor by a form or a link.
+pub const FN_PREFIX: &str = "/_goop/fn/";
+/// Longest function name an endpoint takes.
+const MAX_FN_NAME: usize = 128;
 
 const SDK: &str = include_str!("assets/sdk.js");
 /// Replaced in [`SDK`] with who the page belongs to and who is looking.
@@ -28,10 +34,12 @@ const SITE_WAIT: Duration = Duration::from_secs(30);
 /// How long a page waits for a data answer: a script may run up to 60 s.
 const DATA_WAIT: Duration = Duration::from_secs(70);
 
-pub async fn answer(viewer: &Viewer, peer: PeerId, method: &Method, path: &str, body: &[u8]) -> Response {
+pub async fn answer(viewer: &Viewer, peer: PeerId, parts: &Parts, body: &[u8]) -> Response {
+    let (method, path) = (&parts.method, parts.uri.path());
     match (method, path) {
         (&Method::GET, SDK_PATH) => sdk(viewer, peer),
         (&Method::POST, DATA_PATH) => data(viewer, peer, body).await,
+        (&Method::GET | &Method::POST, p) if p.starts_with(FN_PREFIX) => function(viewer, peer, parts, body).await,
         (&Method::POST, group::JOIN_PATH) => group::join(viewer, peer, body).await,
         (&Method::POST, group::SEND_PATH) => group::send(viewer, peer, body).await,
         (_, p) if p.starts_with("/_goop/") => refuse(StatusCode::NOT_FOUND, "not found"),
@@ -54,19 +62,69 @@ fn sdk(viewer: &Viewer, peer: PeerId) -> Response {
 }
 
 async fn data(viewer: &Viewer, peer: PeerId, body: &[u8]) -> Response {
-    let answer = if peer == viewer.node.peer_id() {
-        let (services, me, body) = (viewer.services.clone(), viewer.me.clone(), body.to_vec());
-        tokio::task::spawn_blocking(move || services.data(&me, &body)).await.map_err(|e| e.to_string())
-    } else {
-        remote(viewer, peer, Proto::Data, body.to_vec(), DATA_WAIT).await.map_err(|e| e.message(&peer))
-    };
-    match answer {
+    match ask(viewer, peer, body.to_vec()).await {
         Ok(bytes) if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() => {
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
         Ok(_) => json(StatusCode::BAD_GATEWAY, &json!({ "ok": false, "error": "the peer sent a malformed answer" })),
         Err(e) => json(StatusCode::BAD_GATEWAY, &json!({ "ok": false, "error": e })),
     }
+}
+
+/// A data-protocol request to `peer` (this peer: answered here, as its owner), as the visitor.
+async fn ask(viewer: &Viewer, peer: PeerId, body: Vec<u8>) -> Result<Vec<u8>, String> {
+    if peer == viewer.node.peer_id() {
+        let (services, me) = (viewer.services.clone(), viewer.me.clone());
+        tokio::task::spawn_blocking(move || services.data(&me, &body)).await.map_err(|e| e.to_string())
+    } else {
+        remote(viewer, peer, Proto::Data, body, DATA_WAIT).await.map_err(|e| e.message(&peer))
+    }
+}
+
+/// `/_goop/fn/NAME`: calls data function NAME with the query string (GET), or a form or JSON
+/// body (POST), as `request.params`. Answers the data protocol's JSON, or, when the function
+/// returns `{ html = "…" }`, that HTML as the page (under the origin's CSP).
+async fn function(viewer: &Viewer, peer: PeerId, parts: &Parts, body: &[u8]) -> Response {
+    let name = parts.uri.path()[FN_PREFIX.len()..].to_string();
+    if name.is_empty() || name.len() > MAX_FN_NAME || name.contains('/') {
+        return json(StatusCode::NOT_FOUND, &json!({ "ok": false, "error": "no such function" }));
+    }
+    let kind = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let params = match (&parts.method, kind.split(';').next().unwrap_or_default().trim()) {
+        (&Method::POST, "application/json") => match serde_json::from_slice::<Value>(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return json(StatusCode::BAD_REQUEST, &json!({ "ok": false, "error": "the body is not a JSON object" }))
+            }
+        },
+        (&Method::POST, "application/x-www-form-urlencoded") => fields(body),
+        (&Method::POST, "") if body.is_empty() => fields(parts.uri.query().unwrap_or_default().as_bytes()),
+        (&Method::POST, other) => {
+            let error = format!("send a form or JSON, not {other}");
+            return json(StatusCode::UNSUPPORTED_MEDIA_TYPE, &json!({ "ok": false, "error": error }));
+        }
+        _ => fields(parts.uri.query().unwrap_or_default().as_bytes()),
+    };
+    let request = json!({ "op": "lua-call", "function": name, "params": params }).to_string();
+    let answer = match ask(viewer, peer, request.into_bytes()).await {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes).ok(),
+        Err(e) => return json(StatusCode::BAD_GATEWAY, &json!({ "ok": false, "error": e })),
+    };
+    match answer {
+        Some(answer) if answer["ok"] == true => match answer["result"].get("html").and_then(Value::as_str) {
+            Some(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html.to_string()).into_response(),
+            None => json(StatusCode::OK, &answer),
+        },
+        Some(answer) => json(StatusCode::BAD_REQUEST, &answer),
+        None => json(StatusCode::BAD_GATEWAY, &json!({ "ok": false, "error": "the peer sent a malformed answer" })),
+    }
+}
+
+/// A query string or form body as a JSON object of strings (a repeated name keeps its last value).
+fn fields(encoded: &[u8]) -> Value {
+    Value::Object(
+        form_urlencoded::parse(encoded).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect(),
+    )
 }
 
 async fn file(viewer: &Viewer, peer: PeerId, path: &str) -> Response {

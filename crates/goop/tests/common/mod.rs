@@ -3,9 +3,11 @@
 
 pub mod page;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 pub fn goop(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_goop")).args(args).env_remove("RUST_LOG").output().expect("goop runs")
@@ -104,4 +106,29 @@ pub fn configure(dir: &Path, lua: &str, p2p: &str) {
     let lua = if lua.is_empty() { r#""enabled": true"#.to_string() } else { format!(r#""enabled": true, {lua}"#) };
     let config = format!(r#"{{"profile": {{"label": "Host"}}, "lua": {{{lua}}}, "p2p": {{{p2p}}}}}"#);
     std::fs::write(dir.join("goop.json"), config).unwrap();
+}
+
+/// One HTTP/1.1 request; status, lower-cased head, body.
+pub fn http(
+    port: u16,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
 }
