@@ -90,7 +90,9 @@ async fn dispatch(State(viewer): State<Arc<Viewer>>, request: Request) -> Respon
     };
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Nothing leaves for other origins; within one, a form's POST keeps its Origin (under
+    // `no-referrer` browsers send `Origin: null`, which the check above must refuse).
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     let policy = match target {
         Target::Viewer => "default-src 'self'; frame-ancestors 'none'",
         // A peer's page loads from and talks to its own origin only.
