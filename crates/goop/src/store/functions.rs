@@ -198,7 +198,8 @@ mod tests {
             )
             .unwrap();
         assert_eq!(len, 2_000_000);
-        // SQLite's own instr took 18 s on the first of these.
-        assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
+        // SQLite's own instr took 18 s on the first of these; ours ~0.2 s. Half of 18 s tells
+        // them apart however loaded the machine is (2 s failed once under four builds).
+        assert!(start.elapsed() < std::time::Duration::from_secs(9), "{:?}", start.elapsed());
     }
 }
