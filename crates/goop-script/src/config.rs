@@ -19,7 +19,7 @@ pub struct Config {
     /// loop iterations and pattern-matching steps, so a script stops at the same point on any
     /// machine. Host work is not counted (the deadline and memory limit bound it). Default 50
     /// million: over a hundred times a heavy call (sorting 10,000 records with a Lua comparator
-    /// takes 430,000), and about a second of a tight loop.
+    /// takes 430,000), and about 2 s of a tight loop.
     pub max_steps: u64,
     /// Memory one invocation may allocate, in MiB, counted by the VM's allocator. Default 10.
     pub max_memory_mb: usize,
