@@ -1,4 +1,5 @@
-//! Invocation cost: pooled VM with a fresh environment per call, against a fresh VM per call.
+//! Invocation cost: pooled VM with a fresh environment per call, against a fresh VM per call;
+//! and a loop of 100,000 steps, for what counting steps costs.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -42,6 +43,12 @@ fn invoke(c: &mut Criterion) {
         end"#,
     )
     .expect("write");
+    // 100,000 loop turns: a step each, so the cost of counting steps shows per step.
+    std::fs::write(
+        dir.path().join("functions/loop.lua"),
+        "function call() local x = 0 for i = 1, 100000 do x = x + i end return x end",
+    )
+    .expect("write");
     let engine = engine_over(dir.path());
     let caller = Peer::new("12D3KooWVisitor", "Ann");
     let params = json!({
@@ -62,6 +69,9 @@ fn invoke(c: &mut Criterion) {
     });
     c.bench_function("data call, nested params and result", |b| {
         b.iter(|| engine.call(&caller, black_box("score"), black_box(&params)).expect("call"))
+    });
+    c.bench_function("data call, 100,000-turn loop", |b| {
+        b.iter(|| engine.call(&caller, black_box("loop"), black_box(&json!({}))).expect("call"))
     });
 
     // The Go design's model: a fresh sandboxed VM per call, API injected, chunk run, handle called.

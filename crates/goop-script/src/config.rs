@@ -15,6 +15,12 @@ pub struct Config {
     pub kv_dir: Option<PathBuf>,
     /// Time one invocation may run, host calls included. Default 5 s.
     pub timeout: Duration,
+    /// Steps one invocation may take (0 = no budget): the VM's safepoints, i.e. calls, returns,
+    /// loop iterations and pattern-matching steps, so a script stops at the same point on any
+    /// machine. Host work is not counted (the deadline and memory limit bound it). Default 50
+    /// million: over a hundred times a heavy call (sorting 10,000 records with a Lua comparator
+    /// takes 430,000), and about 2 s of a tight loop.
+    pub max_steps: u64,
     /// Memory one invocation may allocate, in MiB, counted by the VM's allocator. Default 10.
     pub max_memory_mb: usize,
     /// Calls per minute per caller per script (0 = unlimited). Default 30.
@@ -43,6 +49,7 @@ impl Config {
             kv_dir: Some(script_dir.join(".state")),
             script_dir,
             timeout: Duration::from_secs(5),
+            max_steps: 50_000_000,
             max_memory_mb: 10,
             rate_limit_per_peer: 30,
             rate_limit_global: 120,

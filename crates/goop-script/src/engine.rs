@@ -142,6 +142,7 @@ impl Engine {
             local: config.local.clone(),
             timeout: config.timeout,
             max_memory_mb: config.max_memory_mb,
+            max_steps: config.max_steps,
         };
         let shared = Arc::new(Shared {
             pool: Pool::new(setup(), config.workers, config.workers_per_caller, config.busy_wait),

@@ -46,6 +46,9 @@ pub enum Error {
     /// The script ran past its deadline.
     #[error("script {script} timed out after {limit:?}")]
     Timeout { script: String, limit: Duration },
+    /// The script took more steps than its budget ([`Config::max_steps`](crate::Config::max_steps)).
+    #[error("script {script} ran past its step budget of {limit} steps")]
+    Steps { script: String, limit: u64 },
     /// The script allocated more than its memory limit.
     #[error("script {script} exceeded its memory limit of {limit_mb} MB")]
     Memory { script: String, limit_mb: usize },

@@ -2,8 +2,8 @@
 //!
 //! Scripts live in one folder: `*.lua` are chat commands (`handle(args)` returns the reply),
 //! `functions/*.lua` are data functions (`call(request)` returns JSON-able data). Each
-//! invocation runs on a pooled VM in a fresh environment, under a deadline, a memory limit
-//! and rate limits.
+//! invocation runs on a pooled VM in a fresh environment, under a deadline, a step budget,
+//! a memory limit and rate limits.
 //!
 //! ```
 //! use goop_script::{ChatReply, Config, Engine, Peer};
@@ -36,6 +36,7 @@ mod event;
 mod failure;
 mod invocation;
 mod keyed;
+mod meter;
 mod module;
 mod pool;
 mod ratelimit;

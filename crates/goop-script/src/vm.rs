@@ -6,12 +6,11 @@
 //! The compiled chunk is cached per VM by script version.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mlua::chunk::ChunkMode;
-use mlua::{Function, Lua, MultiValue, Table, Value, VmState};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 use serde_json::Value as Json;
 
 use crate::additions::Additions;
@@ -24,6 +23,7 @@ use crate::error::Error;
 use crate::event::MAX_HANDLER_VALUES;
 use crate::failure;
 use crate::invocation::{Extensions, Invocation, Peer};
+use crate::meter::{Meter, Stop};
 use crate::module::{HostModule, Scope};
 use crate::sandbox;
 use crate::script::{Origin, Script};
@@ -50,6 +50,7 @@ pub(crate) struct VmSetup {
     pub local: Peer,
     pub timeout: Duration,
     pub max_memory_mb: usize,
+    pub max_steps: u64,
 }
 
 /// Which entry point to run.
@@ -73,17 +74,9 @@ pub(crate) enum Output {
     Values(Vec<Json>),
 }
 
-/// Deadline shared with the interrupt callback.
-struct Clock {
-    epoch: Instant,
-    /// Nanoseconds after `epoch`; `u64::MAX` when no call is running.
-    deadline: AtomicU64,
-    expired: AtomicBool,
-}
-
 pub(crate) struct Vm {
     lua: Lua,
-    clock: Arc<Clock>,
+    meter: Arc<Meter>,
     env_meta: Table,
     goop_meta_commands: Table,
     goop_meta_functions: Table,
@@ -100,6 +93,7 @@ pub(crate) struct Vm {
     timeout: Duration,
     max_memory: usize,
     max_memory_mb: usize,
+    max_steps: u64,
     /// Bytes the VM holds when freshly built.
     baseline: usize,
     /// Whether the last call left the VM fit for another (it ended well, or in a plain script error).
@@ -128,26 +122,12 @@ impl Vm {
         let idle_env = lua.create_table()?;
         idle_env.set_readonly(true);
 
-        let clock = Arc::new(Clock {
-            epoch: Instant::now(),
-            deadline: AtomicU64::new(u64::MAX),
-            expired: AtomicBool::new(false),
-        });
-        let c = clock.clone();
-        lua.set_interrupt(move |_| {
-            let now = c.epoch.elapsed().as_nanos() as u64;
-            if now >= c.deadline.load(Ordering::Relaxed) {
-                // Keep failing on every check after the deadline, so `pcall` cannot hold on.
-                c.expired.store(true, Ordering::Relaxed);
-                return Err(mlua::Error::runtime("timeout: script ran past its deadline"));
-            }
-            Ok(VmState::Continue)
-        });
+        let meter = Meter::install(&lua);
         lua.gc_collect()?;
         Ok(Vm {
             baseline: lua.used_memory(),
             lua,
-            clock,
+            meter,
             env_meta,
             goop_meta_commands,
             goop_meta_functions,
@@ -160,6 +140,7 @@ impl Vm {
             timeout: setup.timeout,
             max_memory: setup.max_memory_mb.saturating_mul(1024 * 1024),
             max_memory_mb: setup.max_memory_mb,
+            max_steps: setup.max_steps,
             reusable: true,
         })
     }
@@ -184,9 +165,7 @@ impl Vm {
         extensions: Extensions,
     ) -> Result<Output, Error> {
         let deadline = Instant::now() + self.timeout;
-        self.clock.expired.store(false, Ordering::Relaxed);
-        let nanos = deadline.duration_since(self.clock.epoch).as_nanos() as u64;
-        self.clock.deadline.store(nanos, Ordering::Relaxed);
+        self.meter.start(deadline, self.max_steps);
         // The call's globals are made before its memory limit is set: a few small tables of the
         // host's, written without the protected calls mlua makes under a limit.
         let env = self.call_env(script, &entry, caller);
@@ -204,12 +183,15 @@ impl Vm {
 
         let result = env.map_err(RunError::from).and_then(|env| self.run_inner(script, entry, env));
 
-        self.clock.deadline.store(u64::MAX, Ordering::Relaxed);
+        let stop = self.meter.finish();
         let _ = self.lua.set_memory_limit(0);
         let forgotten = self.forget_call(script);
         // A host call that refused to run past the deadline fails the call like an interrupt does.
-        let timed_out = self.clock.expired.load(Ordering::Relaxed) || (result.is_err() && Instant::now() >= deadline);
+        let timed_out = stop == Some(Stop::Time) || (result.is_err() && Instant::now() >= deadline);
         let (out, reusable) = match result {
+            _ if stop == Some(Stop::Steps) => {
+                (Err(Error::Steps { script: script.name.clone(), limit: self.max_steps }), false)
+            }
             _ if timed_out => (Err(Error::Timeout { script: script.name.clone(), limit: self.timeout }), false),
             Ok(out) => (Ok(out), true),
             Err(RunError::Lua(e)) => (Err(self.classify(script, &e)), failure::is_plain_script_error(&e)),

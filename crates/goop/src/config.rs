@@ -143,6 +143,8 @@ pub struct Lua {
     pub script_dir: String,
     pub timeout_seconds: u64,
     pub max_memory_mb: usize,
+    /// Steps (calls, returns, loop turns) one invocation may take; 0 = no budget.
+    pub max_steps: u64,
     pub rate_limit_per_peer: u32,
     pub rate_limit_global: u32,
     pub http_enabled: bool,
@@ -159,6 +161,7 @@ impl Default for Lua {
             script_dir: "site/lua".into(),
             timeout_seconds: 5,
             max_memory_mb: 10,
+            max_steps: 50_000_000,
             rate_limit_per_peer: 30,
             rate_limit_global: 120,
             http_enabled: true,
@@ -219,6 +222,7 @@ impl PeerConfig {
         c.kv_dir = self.lua.kv_enabled.then(|| script_dir.join(".state"));
         c.timeout = Duration::from_secs(self.lua.timeout_seconds);
         c.max_memory_mb = self.lua.max_memory_mb;
+        c.max_steps = self.lua.max_steps;
         c.rate_limit_per_peer = self.lua.rate_limit_per_peer;
         c.rate_limit_global = self.lua.rate_limit_global;
         c.hot_reload = self.lua.hot_reload;
@@ -254,7 +258,7 @@ mod tests {
         let c = PeerConfig::parse("{}").unwrap();
         assert!(!c.lua.enabled);
         assert_eq!(c.lua.script_dir, "site/lua");
-        assert_eq!((c.lua.timeout_seconds, c.lua.max_memory_mb), (5, 10));
+        assert_eq!((c.lua.timeout_seconds, c.lua.max_memory_mb, c.lua.max_steps), (5, 10, 50_000_000));
         assert_eq!((c.lua.rate_limit_per_peer, c.lua.rate_limit_global), (30, 120));
         assert!(c.lua.http_enabled && c.lua.kv_enabled && c.lua.hot_reload);
         assert_eq!(c.p2p.limits(), Limits::default());
@@ -294,5 +298,15 @@ mod tests {
         }
         let (field, _) = PeerConfig::parse(r#"{"lua": {"timeout_seconds": -1}}"#).unwrap_err();
         assert_eq!(field, "lua.timeout_seconds");
+        let (field, _) = PeerConfig::parse(r#"{"lua": {"max_steps": -1}}"#).unwrap_err();
+        assert_eq!(field, "lua.max_steps");
+    }
+
+    #[test]
+    fn the_step_budget_reaches_the_engine() {
+        let off = PeerConfig::parse(r#"{"lua": {"max_steps": 0}}"#).unwrap();
+        assert_eq!(off.engine_config(Path::new("/p"), goop_script::Peer::default()).max_steps, 0);
+        let set = PeerConfig::parse(r#"{"lua": {"max_steps": 1000}}"#).unwrap();
+        assert_eq!(set.engine_config(Path::new("/p"), goop_script::Peer::default()).max_steps, 1000);
     }
 }
