@@ -71,3 +71,27 @@ pub enum Error {
     #[error("engine setup failed: {0}")]
     Setup(String),
 }
+
+impl Error {
+    /// The kind of failure, one word a host can count and a caller can branch on: `not_found`,
+    /// `compile`, `runtime`, `timeout`, `steps`, `memory`, `rate_limited`, `busy` or `refused`.
+    ///
+    /// ```
+    /// use goop_script::Error;
+    /// assert_eq!(Error::Busy.kind(), "busy");
+    /// assert_eq!(Error::FunctionNotFound("score".into()).kind(), "not_found");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::FunctionNotFound(_) | Error::CommandNotFound(_) | Error::UnknownEvent(_) => "not_found",
+            Error::CommandUnavailable { .. } | Error::FunctionUnavailable { .. } => "compile",
+            Error::Runtime { .. } | Error::BadResult { .. } | Error::Setup(_) => "runtime",
+            Error::Timeout { .. } => "timeout",
+            Error::Steps { .. } => "steps",
+            Error::Memory { .. } => "memory",
+            Error::RateLimited(_) => "rate_limited",
+            Error::Busy => "busy",
+            Error::Disabled => "refused",
+        }
+    }
+}

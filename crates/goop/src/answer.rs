@@ -4,7 +4,7 @@ use goop_script::FunctionInfo;
 use serde::Serialize;
 use serde_json::Value;
 
-/// `{"ok":true,"result":…}`, `{"ok":false,"error":"…"}` or `{"ok":true,"functions":[…]}`.
+/// `{"ok":true,"result":…}`, `{"ok":false,"error":"…","kind":"timeout"}` or `{"ok":true,"functions":[…]}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Answer {
     pub ok: bool,
@@ -14,6 +14,9 @@ pub struct Answer {
     pub functions: Option<Vec<Function>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure a call's `error` is ([`goop_script::Error::kind`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
 }
 
 /// One `lua-list` entry.
@@ -25,23 +28,23 @@ pub struct Function {
 
 impl Answer {
     pub fn result(value: Value) -> Self {
-        Answer { ok: true, result: Some(value), functions: None, error: None }
+        Answer { ok: true, result: Some(value), functions: None, error: None, kind: None }
     }
 
     pub fn error(message: impl Into<String>) -> Self {
-        Answer { ok: false, result: None, functions: None, error: Some(message.into()) }
+        Answer { ok: false, result: None, functions: None, error: Some(message.into()), kind: None }
     }
 
     pub fn functions(list: Vec<FunctionInfo>) -> Self {
         let functions = list.into_iter().map(|f| Function { name: f.name, description: f.description }).collect();
-        Answer { ok: true, result: None, functions: Some(functions), error: None }
+        Answer { ok: true, result: None, functions: Some(functions), error: None, kind: None }
     }
 
     /// From an engine call's outcome.
     pub fn from_call(outcome: Result<Value, goop_script::Error>) -> Self {
         match outcome {
             Ok(v) => Answer::result(v),
-            Err(e) => Answer::error(e.to_string()),
+            Err(e) => Answer { kind: Some(e.kind()), ..Answer::error(e.to_string()) },
         }
     }
 

@@ -173,12 +173,12 @@ fn call_prints_the_data_protocol_answer() {
     assert!(stdout(&labelled).contains("Hello, Cy!"), "{}", stdout(&labelled));
 
     let missing = run_in(d, &["call", "nope"]);
-    assert_eq!(stdout(&missing), "{\"ok\":false,\"error\":\"function not found: nope\"}\n");
+    assert_eq!(stdout(&missing), "{\"ok\":false,\"error\":\"function not found: nope\",\"kind\":\"not_found\"}\n");
     assert_eq!(missing.status.code(), Some(1));
 
     std::fs::write(d.join("site/lua/functions/fail.lua"), "function call(r)\n  error('needs a name')\nend").unwrap();
     let fail = run_in(d, &["call", "fail"]);
-    assert_eq!(stdout(&fail), "{\"ok\":false,\"error\":\"functions/fail.lua:2: needs a name\"}\n");
+    assert_eq!(stdout(&fail), "{\"ok\":false,\"error\":\"functions/fail.lua:2: needs a name\",\"kind\":\"runtime\"}\n");
     assert_eq!(fail.status.code(), Some(1));
 
     let bad_params = run_in(d, &["call", "hello", "{not json"]);

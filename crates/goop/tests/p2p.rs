@@ -113,7 +113,7 @@ async fn data_calls_run_as_the_authenticated_caller() {
     );
     assert_eq!(
         ask(json!({"op": "lua-call", "function": "nope"})).await,
-        json!({"ok": false, "error": "function not found: nope"})
+        json!({"ok": false, "error": "function not found: nope", "kind": "not_found"})
     );
     assert_eq!(ask(json!({"op": "lua-call"})).await["ok"], false);
     assert_eq!(ask(json!({"function": "whoami"})).await["ok"], false);

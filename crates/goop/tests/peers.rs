@@ -32,7 +32,7 @@ fn a_visitor_reaches_the_hosts_scripts_data_and_site() {
     let over_quic = goop(&["call", "--peer", &host.quic, "--dir", v, "hello", r#"{"name":"Bo"}"#]);
     assert_eq!(stdout(&over_quic), stdout(&call));
     let missing = goop(&["call", "--peer", &host.addr, "--dir", v, "nope"]);
-    assert_eq!(stdout(&missing), "{\"ok\":false,\"error\":\"function not found: nope\"}\n");
+    assert_eq!(stdout(&missing), "{\"ok\":false,\"error\":\"function not found: nope\",\"kind\":\"not_found\"}\n");
     assert_eq!(missing.status.code(), Some(1));
 
     let list = goop(&["data", "--peer", &host.addr, "--dir", v, r#"{"op":"lua-list"}"#]);
@@ -79,7 +79,10 @@ fn a_remote_caller_learns_a_script_is_broken_but_not_where_it_lives() {
     let broken = goop(&["cmd", "--peer", &host.addr, "--dir", v, "!broken"]);
     assert_eq!(stdout(&broken), "!broken is unavailable: its script failed to load\n");
     let bad = goop(&["call", "--peer", &host.addr, "--dir", v, "bad"]);
-    assert_eq!(stdout(&bad), "{\"ok\":false,\"error\":\"function bad is unavailable: its script failed to load\"}\n");
+    assert_eq!(
+        stdout(&bad),
+        "{\"ok\":false,\"error\":\"function bad is unavailable: its script failed to load\",\"kind\":\"compile\"}\n"
+    );
     assert_eq!(bad.status.code(), Some(1));
     let host_path = host_dir.path().to_str().unwrap();
     for out in [&broken, &bad] {

@@ -47,7 +47,9 @@ fn a_peer_survives_host_work_bombs_within_its_limits() {
         let took = start.elapsed();
         assert_eq!(
             stdout(&out),
-            format!("{{\"ok\":false,\"error\":\"script {name} exceeded its memory limit of 10 MB\"}}\n"),
+            format!(
+                "{{\"ok\":false,\"error\":\"script {name} exceeded its memory limit of 10 MB\",\"kind\":\"memory\"}}\n"
+            ),
         );
         // The 5 s timeout is never reached: the 10 MB limit stops each at once (the `goop`
         // client's own start and dial included).
@@ -83,9 +85,12 @@ fn a_peer_survives_host_work_bombs_within_its_limits() {
     assert!(peak < before + 200, "peak {peak} MB, {before} MB before the bombs");
 
     let shown = stdout(&goop(&["call", "--peer", &host.addr, "--dir", v, "tblerr"]));
-    assert_eq!(shown, "{\"ok\":false,\"error\":\"{\\\"code\\\":42}\"}\n", "the table's JSON, no address");
+    assert_eq!(
+        shown, "{\"ok\":false,\"error\":\"{\\\"code\\\":42}\",\"kind\":\"runtime\"}\n",
+        "the table's JSON, no address"
+    );
     let shown = stdout(&goop(&["call", "--peer", &host.addr, "--dir", v, "kvbad"]));
-    assert_eq!(shown, "{\"ok\":false,\"error\":\"kv store of kvbad is unreadable\"}\n");
+    assert_eq!(shown, "{\"ok\":false,\"error\":\"kv store of kvbad is unreadable\",\"kind\":\"runtime\"}\n");
 }
 
 #[test]
