@@ -171,21 +171,8 @@ fn setup() -> tempfile::TempDir {
     dir
 }
 
-/// `goop call` on the folder, as its owner or (`as`) as another peer: the answer's result, or
-/// its error as `{"error": …}`.
 fn call(dir: &Path, as_peer: Option<&str>, function: &str, params: Value) -> Value {
-    let params = params.to_string();
-    let mut args = vec!["call", "--dir", dir.to_str().unwrap()];
-    if let Some(id) = as_peer {
-        args.extend(["--as", id]);
-    }
-    args.extend([function, params.as_str()]);
-    let out = common::goop(&args);
-    match serde_json::from_str::<Value>(&common::stdout(&out)) {
-        Ok(answer) if answer["ok"] == true => answer["result"].clone(),
-        Ok(answer) => json!({ "error": answer["error"] }),
-        Err(_) => json!({ "error": String::from_utf8_lossy(&out.stderr).trim().to_string() }),
-    }
+    common::call_result(dir, as_peer, function, params)
 }
 
 #[test]

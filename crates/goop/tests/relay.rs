@@ -124,21 +124,9 @@ fn the_helper_keeps_its_identity_and_relays_between_two_peers() {
     });
 }
 
-/// A viewer's `/api/status`.
-fn status(viewer_port: u16) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", viewer_port)).unwrap();
-    let request = format!("GET /api/status HTTP/1.1\r\nHost: localhost:{viewer_port}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_default()
-}
-
 /// The peer list a viewer's `/api/status` shows.
 fn peers(viewer_port: u16) -> Vec<serde_json::Value> {
-    status(viewer_port)["peers"].as_array().cloned().unwrap_or_default()
+    common::viewer_status(viewer_port)["peers"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
@@ -164,7 +152,7 @@ fn peers_find_each_other_through_a_helper_and_dial_by_peer_id() {
     }
     eprintln!("B found A through the helper after {:?}", started.elapsed());
     // The helper's AutoNAT found A reachable (on loopback, directly): its dashboard says so.
-    let a_self = status(a.viewer_port)["self"].clone();
+    let a_self = common::viewer_status(a.viewer_port)["self"].clone();
     assert_eq!(
         (a_self["reachability"].as_str(), a_self["relayed"].as_array().map(Vec::len)),
         (Some("public"), Some(0))

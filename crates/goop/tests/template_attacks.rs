@@ -21,21 +21,8 @@ fn site(template: &str, seed: &str) -> tempfile::TempDir {
     dir
 }
 
-/// `goop call` on the folder as its owner or (`as_peer`) another peer: the result, or
-/// `{"error": …}`.
 fn call(dir: &Path, as_peer: Option<&str>, function: &str, params: Value) -> Value {
-    let params = params.to_string();
-    let mut args = vec!["call", "--dir", dir.to_str().unwrap()];
-    if let Some(id) = as_peer {
-        args.extend(["--as", id]);
-    }
-    args.extend([function, params.as_str()]);
-    let out = common::goop(&args);
-    match serde_json::from_str::<Value>(&common::stdout(&out)) {
-        Ok(answer) if answer["ok"] == true => answer["result"].clone(),
-        Ok(answer) => json!({ "error": answer["error"] }),
-        Err(_) => json!({ "error": String::from_utf8_lossy(&out.stderr).trim().to_string() }),
-    }
+    common::call_result(dir, as_peer, function, params)
 }
 
 /// `n` rows made by a recursive CTE: `INSERT INTO table (columns) SELECT values FROM c`,

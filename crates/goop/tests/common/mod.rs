@@ -132,3 +132,26 @@ pub fn http(
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, head.to_lowercase(), body.to_string())
 }
+
+/// `goop call` on the folder, as its owner or (`as_peer`) as another peer: the answer's result,
+/// or its error as `{"error": …}`.
+pub fn call_result(dir: &Path, as_peer: Option<&str>, function: &str, params: serde_json::Value) -> serde_json::Value {
+    let params = params.to_string();
+    let mut args = vec!["call", "--dir", dir.to_str().unwrap()];
+    if let Some(id) = as_peer {
+        args.extend(["--as", id]);
+    }
+    args.extend([function, params.as_str()]);
+    let out = goop(&args);
+    match serde_json::from_str::<serde_json::Value>(&stdout(&out)) {
+        Ok(answer) if answer["ok"] == true => answer["result"].clone(),
+        Ok(answer) => serde_json::json!({ "error": answer["error"] }),
+        Err(_) => serde_json::json!({ "error": String::from_utf8_lossy(&out.stderr).trim().to_string() }),
+    }
+}
+
+/// The viewer's `/api/status` on `port` (null while the viewer does not answer with JSON).
+pub fn viewer_status(port: u16) -> serde_json::Value {
+    let (_, _, body) = http(port, "GET", &format!("localhost:{port}"), "/api/status", &[], "");
+    serde_json::from_str(&body).unwrap_or_default()
+}
