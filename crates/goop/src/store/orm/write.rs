@@ -28,6 +28,12 @@ pub enum Input {
 /// Column names (unchecked) and what to write in each.
 pub type Row = Vec<(String, Input)>;
 
+/// A random version-4 UUID in SQL (`xxxxxxxx-xxxx-4xxx-Yxxx-xxxxxxxxxxxx`), for a schema file's
+/// `auto` `guid` column.
+const UUID_V4: &str = "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || \
+    substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || \
+    substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))";
+
 impl Session<'_> {
     /// Inserts `row` stamped with the caller (`_owner`), its times set; the new `_id`. An
     /// `_owner` in `row` is ignored: the row is the caller's.
@@ -118,34 +124,30 @@ impl Session<'_> {
     /// `(columns, values)` of `row` for `op`: for an insert, quoted names with values bound
     /// (`_owner` dropped: goop stamps it); for an update, `"c" = ?` / `"c" = (expr)`. Other
     /// system columns are refused, and so is an expression in an insert.
-    /// Values for the `auto` columns of the table's schema file that an insert leaves out, as
+    /// SQL for the `auto` columns of the table's schema file that an insert leaves out, as
     /// goop2 fills them: `integer` the largest so far + 1, `guid` a random UUID (v4),
-    /// `datetime`/`date`/`time` the current UTC time. Read inside the insert's transaction.
-    fn auto_values(&self, target: &Target, given: &[String]) -> Result<Vec<(String, Sql)>, StoreError> {
+    /// `datetime`/`date`/`time` the current UTC time. Part of the insert itself, so its
+    /// deadline covers the scan for the largest value.
+    fn auto_columns(&self, target: &Target, given: &[String]) -> Vec<(String, String)> {
         let schemas = self.store.schemas_as_read();
-        let Some(file) = schemas.table(&target.name) else { return Ok(Vec::new()) };
+        let Some(file) = schemas.table(&target.name) else { return Vec::new() };
         let mut out = Vec::new();
         for column in file.columns.iter().filter(|c| c.auto) {
-            if given.iter().any(|g| g.eq_ignore_ascii_case(&quote(&column.name))) {
+            let name = quote(&column.name);
+            if given.iter().any(|g| g.eq_ignore_ascii_case(&name)) {
                 continue;
             }
             let sql = match column.kind {
-                ColumnType::Integer => {
-                    format!("SELECT COALESCE(MAX({}), 0) + 1 FROM {}", quote(&column.name), quote(&target.name))
-                }
-                ColumnType::Guid => "SELECT lower(hex(randomblob(16)))".into(),
-                ColumnType::Datetime => "SELECT strftime('%Y-%m-%d %H:%M:%S', 'now')".into(),
-                ColumnType::Date => "SELECT date('now')".into(),
-                ColumnType::Time => "SELECT time('now')".into(),
+                ColumnType::Integer => format!("(SELECT COALESCE(MAX({name}), 0) + 1 FROM {})", quote(&target.name)),
+                ColumnType::Guid => UUID_V4.into(),
+                ColumnType::Datetime => "CURRENT_TIMESTAMP".into(),
+                ColumnType::Date => "CURRENT_DATE".into(),
+                ColumnType::Time => "CURRENT_TIME".into(),
                 _ => continue,
             };
-            let mut value: Sql = self.conn.query_row(&sql, [], |r| r.get(0))?;
-            if let (ColumnType::Guid, Sql::Text(hex)) = (column.kind, &value) {
-                value = Sql::Text(uuid_v4(hex));
-            }
-            out.push((column.name.clone(), value));
+            out.push((name, sql));
         }
-        Ok(out)
+        out
     }
 
     fn columns(&self, target: &Target, row: &Row, op: Op) -> Result<(Vec<String>, Vec<Sql>), StoreError> {
@@ -182,17 +184,17 @@ impl Session<'_> {
 
     /// The insert itself, inside the caller's transaction, with the quota check after it.
     fn insert_in(&self, target: &Target, mut columns: Vec<String>, mut values: Vec<Sql>) -> Result<i64, StoreError> {
-        for (column, value) in self.auto_values(target, &columns)? {
-            columns.push(quote(&column));
-            values.push(value);
+        let mut placeholders = vec!["?".to_string(); columns.len()];
+        for (column, sql) in self.auto_columns(target, &columns) {
+            columns.push(column);
+            placeholders.push(sql);
         }
-        let mut placeholders = vec!["?"; columns.len()];
         columns.push(quote("_owner"));
         values.push(Sql::Text(self.caller.to_string()));
-        placeholders.push("?");
+        placeholders.push("?".into());
         for stamp in ["_created_at", "_updated_at"] {
             columns.push(quote(stamp));
-            placeholders.push("CURRENT_TIMESTAMP");
+            placeholders.push("CURRENT_TIMESTAMP".into());
         }
         let sql = format!(
             "INSERT INTO {} ({}) VALUES ({})",
@@ -330,14 +332,4 @@ impl Session<'_> {
             .query_row(rusqlite::params![self.caller, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok((rows.max(0) as u64, bytes.max(0) as u64))
     }
-}
-
-/// 32 random hex digits as a version-4 UUID: `xxxxxxxx-xxxx-4xxx-Yxxx-xxxxxxxxxxxx`.
-fn uuid_v4(hex: &str) -> String {
-    let mut d: Vec<char> = hex.chars().take(32).collect();
-    d.resize(32, '0');
-    d[12] = '4';
-    d[16] = ['8', '9', 'a', 'b'][d[16].to_digit(16).unwrap_or(0) as usize % 4];
-    let part = |a: usize, b: usize| d[a..b].iter().collect::<String>();
-    format!("{}-{}-{}-{}-{}", part(0, 8), part(8, 12), part(12, 16), part(16, 20), part(20, 32))
 }
